@@ -1,0 +1,275 @@
+//! The drain thread: receives raw samples, counts identical stacks, and writes profiles.
+//!
+//! Samples arrive over a bounded channel from the sampler, together with the module map of
+//! each generation and dump requests. Aggregation is by raw addresses in bounded memory;
+//! names are looked up only when a profile is written, once per distinct address.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::error::Error;
+use crate::modules::ModuleMap;
+use crate::output;
+use crate::profile::{Counters, Header, Profile, ThreadSummary};
+use crate::settings::Settings;
+use crate::signal::futex;
+use crate::signal::slot::{SlotPool, StopReason};
+use crate::stats::Stats;
+use crate::symbolize::Symbols;
+use crate::threads;
+
+/// Distinct stacks kept before new ones are dropped (and counted); about 100 MB at most at
+/// the deepest settings, a few MB for ordinary programs.
+pub const MAX_DISTINCT_STACKS: usize = 100_000;
+
+/// One sample as the handler took it.
+#[derive(Debug)]
+pub struct RawSample {
+    pub tid: i32,
+    pub generation: u32,
+    /// Leaf first: the interrupted instruction, then return addresses.
+    pub frames: Box<[u64]>,
+    pub stop: StopReason,
+    pub handler_nanos: u64,
+}
+
+/// What the sampler and the session send to the drain.
+pub enum DrainMessage {
+    Sample(RawSample),
+    /// The module map of a new generation; sent before any sample of it.
+    Modules(Arc<ModuleMap>),
+    /// Write the profile now; report the result on `done` if given.
+    Dump {
+        done: Option<Sender<Result<(), Error>>>,
+    },
+}
+
+/// Identity of an aggregated stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackKey {
+    pub tid: i32,
+    pub generation: u32,
+    pub truncated: bool,
+    pub frames: Box<[u64]>,
+}
+
+/// Counts of distinct raw stacks, and the handler's cost.
+#[derive(Default)]
+pub struct Aggregate {
+    pub stacks: HashMap<StackKey, u64>,
+    pub handler_times: HandlerTimes,
+}
+
+impl Aggregate {
+    /// Adds a sample; false when the table is full and the sample was dropped.
+    fn add(&mut self, sample: RawSample) -> bool {
+        self.handler_times.record(sample.handler_nanos);
+        let key = StackKey {
+            tid: sample.tid,
+            generation: sample.generation,
+            truncated: sample.stop == StopReason::DepthLimit,
+            frames: sample.frames,
+        };
+        if let Some(count) = self.stacks.get_mut(&key) {
+            *count += 1;
+            return true;
+        }
+        if self.stacks.len() >= MAX_DISTINCT_STACKS {
+            return false;
+        }
+        self.stacks.insert(key, 1);
+        true
+    }
+
+    fn samples_per_thread(&self) -> BTreeMap<i32, u64> {
+        let mut per_thread = BTreeMap::new();
+        for (key, count) in &self.stacks {
+            *per_thread.entry(key.tid).or_insert(0) += count;
+        }
+        per_thread
+    }
+}
+
+/// Histogram of handler durations: 10 ns buckets up to 100 us, then one overflow bucket.
+pub struct HandlerTimes {
+    buckets: Vec<u64>,
+    max: u64,
+}
+
+const BUCKET_NANOS: u64 = 10;
+const BUCKETS: usize = 10_000;
+
+impl Default for HandlerTimes {
+    fn default() -> Self {
+        HandlerTimes {
+            buckets: vec![0; BUCKETS + 1],
+            max: 0,
+        }
+    }
+}
+
+impl HandlerTimes {
+    fn record(&mut self, nanos: u64) {
+        let bucket = ((nanos / BUCKET_NANOS) as usize).min(BUCKETS);
+        self.buckets[bucket] += 1;
+        self.max = self.max.max(nanos);
+    }
+
+    /// The `q` quantile (0..=1) in nanoseconds, at bucket resolution.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (bucket, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(if bucket == BUCKETS {
+                    self.max
+                } else {
+                    bucket as u64 * BUCKET_NANOS + BUCKET_NANOS / 2
+                });
+            }
+        }
+        Some(self.max)
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+}
+
+/// Everything a dump needs besides the samples.
+pub struct DumpContext {
+    pub settings: Settings,
+    pub pid: i32,
+    pub command: String,
+    pub started_nanos: u64,
+    pub stats: Arc<Stats>,
+    pub pool: &'static SlotPool,
+}
+
+pub struct Drain {
+    context: DumpContext,
+    aggregate: Aggregate,
+    maps: HashMap<u32, Arc<ModuleMap>>,
+    symbols: Symbols,
+}
+
+impl Drain {
+    pub fn new(context: DumpContext) -> Drain {
+        Drain {
+            context,
+            aggregate: Aggregate::default(),
+            maps: HashMap::new(),
+            symbols: Symbols::new(),
+        }
+    }
+
+    /// Handles messages until every sender is gone.
+    pub fn run(mut self, messages: Receiver<DrainMessage>) {
+        threads::block_signals(&[crate::signal::SAMPLE_SIGNAL]);
+        for message in messages {
+            match message {
+                DrainMessage::Sample(sample) => {
+                    if !self.aggregate.add(sample) {
+                        Stats::add(&self.context.stats.table_full, 1);
+                    }
+                }
+                DrainMessage::Modules(map) => {
+                    self.maps.insert(map.generation, map);
+                }
+                DrainMessage::Dump { done } => {
+                    let result = self.dump();
+                    match done {
+                        Some(done) => {
+                            let _ = done.send(result);
+                        }
+                        None => {
+                            if let Err(error) = result {
+                                eprintln!("{error}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn dump(&mut self) -> Result<(), Error> {
+        let header = self.header();
+        let profile = Profile::build(header, &self.aggregate, &self.maps, &mut self.symbols);
+        output::write_all(&self.context.settings.output_prefix, &profile)
+    }
+
+    fn header(&self) -> Header {
+        let context = &self.context;
+        let per_thread = self.aggregate.samples_per_thread();
+        let threads = context
+            .stats
+            .thread_statuses()
+            .into_iter()
+            .map(|status| ThreadSummary {
+                tid: status.tid,
+                name: threads::name(status.tid),
+                state: status.state,
+                samples: per_thread.get(&status.tid).copied().unwrap_or(0),
+            })
+            .collect();
+        let elapsed = futex::monotonic_nanos().saturating_sub(context.started_nanos);
+        let times = &self.aggregate.handler_times;
+        Header {
+            command: context.command.clone(),
+            pid: context.pid,
+            threads,
+            interval: context.settings.interval,
+            max_depth: context.settings.max_depth,
+            duration: Duration::from_nanos(elapsed),
+            counters: Counters::read(&context.stats, context.pool),
+            handler_median_nanos: times.quantile(0.5),
+            handler_p99_nanos: times.quantile(0.99),
+            handler_max_nanos: times.max(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_time_quantiles() {
+        let mut times = HandlerTimes::default();
+        assert_eq!(times.quantile(0.5), None);
+        for nanos in 1..=100u64 {
+            times.record(nanos * 100);
+        }
+        times.record(5_000_000);
+        let median = times.quantile(0.5).unwrap();
+        assert!((4_900..=5_200).contains(&median), "{median}");
+        assert!(times.quantile(0.99).unwrap() >= 9_900);
+        assert_eq!(times.quantile(1.0), Some(5_000_000));
+    }
+
+    #[test]
+    fn identical_stacks_are_counted_once() {
+        let mut aggregate = Aggregate::default();
+        for tid in [1, 1, 2] {
+            let sample = RawSample {
+                tid,
+                generation: 1,
+                frames: vec![0x10, 0x20].into(),
+                stop: StopReason::Complete,
+                handler_nanos: 500,
+            };
+            assert!(aggregate.add(sample));
+        }
+        assert_eq!(aggregate.stacks.len(), 2);
+        assert_eq!(aggregate.samples_per_thread()[&1], 2);
+    }
+}

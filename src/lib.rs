@@ -1,0 +1,64 @@
+//! # stacksample
+//!
+//! A sampling profiler for the native call stacks of one or more threads of any dynamically
+//! linked Linux program, injected with `LD_PRELOAD`; no rebuild, no ptrace, no perf.
+//!
+//! ```text
+//! LD_PRELOAD=target/release/libstacksample.so STACKSAMPLE_TID=main ./program args
+//! #  -> stacksample.<pid>.txt (header + top functions), stacksample.<pid>.folded
+//! ```
+//!
+//! ## How a sample travels
+//!
+//! ```text
+//!  preload (ctor) ─ settings ─> session ─┬─ modules: findshlibs -> framehop unwinder snapshot
+//!                                        ├─ signal::install: SIGPROF + dump signal handlers
+//!                                        └─ threads: sampler, drain
+//!
+//!  sampler thread                 target thread (signal context)         drain thread
+//!  ──────────────                 ──────────────────────────────         ────────────
+//!  arm slot (seq) ──SIGPROF──────> handler: claim slot, unwind with
+//!  futex wait <──── wake ──────── framehop into preallocated frames,
+//!  copy frames ──crossbeam──────────────────────────────────────────────> aggregate by
+//!  (module refresh on dlopen)                                             raw addresses
+//!                              dump signal / exit ──────────────────────> symbolize, write
+//!                                                                         .txt and .folded
+//! ```
+//!
+//! - [`settings`]: `STACKSAMPLE_*` variables -> [`settings::Settings`].
+//! - `preload`: constructor/destructor; errors become one `stacksample:` line on stderr.
+//! - [`session`]: starts and stops one profiling session.
+//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh.
+//! - [`signal`]: handler installation, chaining to the program's own handlers, the sample
+//!   slots' state machine; `signal::handler` is all the code that runs in signal context.
+//! - [`modules`]: loaded objects, unwind data copied so `dlclose` cannot pull it away.
+//! - [`drain`]: aggregation in bounded memory and dump orchestration.
+//! - [`symbolize`], [`profile`]: names at dump time; the symbolized profile.
+//! - [`output`]: one module per format, files replaced atomically.
+//! - [`stats`]: what was requested, taken, lost; printed in every report.
+//!
+//! ## Guarantees
+//!
+//! The handler allocates nothing, takes no lock, cannot panic, saves `errno`, reads stack
+//! memory only inside the mapping that holds the stack pointer, and passes signals that are
+//! not ours to the program's handler. Samples that are lost or cut short are counted and
+//! reported in the `.txt` header; stacks cut at the depth limit carry a `[truncated]` root
+//! frame in the folded output.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+pub mod drain;
+pub mod error;
+pub mod modules;
+pub mod output;
+mod preload;
+pub mod profile;
+pub mod sampler;
+pub mod session;
+pub mod settings;
+pub mod signal;
+pub mod stats;
+pub mod symbolize;
+pub mod threads;
+
+pub use error::Error;
+pub use settings::Settings;

@@ -1,0 +1,447 @@
+//! The loaded objects of the process: unwind data for the handler, names for the drain.
+//!
+//! Runs on the sampler thread (and once on the starting thread). From `findshlibs` it lists
+//! the executable, the shared libraries, ld.so and the vdso; from each it copies
+//! `.eh_frame_hdr` and `.eh_frame` into memory it owns, so a `dlclose` cannot unmap what the
+//! handler reads. The result is published twice per generation:
+//! - an [`UnwindSnapshot`] for the signal handler (framehop unwinder, writable mappings that
+//!   bound stack reads, sigreturn trampolines);
+//! - a [`ModuleMap`] for the drain, kept per generation so samples taken before an unload
+//!   still get names.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use findshlibs::{Segment as _, SharedLibrary as _, SharedLibraryId, TargetSharedLibrary};
+use framehop::x86_64::UnwinderX86_64;
+use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder as _};
+
+/// `mov $15, %rax; syscall`: glibc's `__restore_rt`, where a signal handler returns to.
+const SIGRETURN_CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+type UnwindModule = Module<Arc<[u8]>>;
+
+/// What the signal handler unwinds with. Built on an ordinary thread, read-only afterwards.
+pub struct UnwindSnapshot {
+    pub generation: u32,
+    pub unwinder: UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>,
+    /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
+    writable: Vec<Range<u64>>,
+    /// Sorted addresses of signal-return trampolines.
+    trampolines: Vec<u64>,
+}
+
+impl UnwindSnapshot {
+    /// End of the writable mapping that contains `address`. Async-signal-safe.
+    pub fn writable_region_end(&self, address: u64) -> Option<u64> {
+        let after = self.writable.partition_point(|r| r.start <= address);
+        let region = self.writable.get(after.checked_sub(1)?)?;
+        (address < region.end).then_some(region.end)
+    }
+
+    /// Whether `address` is a signal-return trampoline. Async-signal-safe.
+    pub fn is_sigreturn_trampoline(&self, address: u64) -> bool {
+        self.trampolines.binary_search(&address).is_ok()
+    }
+}
+
+/// One mapped range of a module and where it starts in the file.
+#[derive(Debug, Clone)]
+pub struct MappedSegment {
+    pub avma: Range<u64>,
+    pub file_offset: u64,
+}
+
+/// A loaded object as symbolization needs it.
+#[derive(Debug)]
+pub struct ModuleInfo {
+    /// File on disk; `None` for the vdso and objects without a file.
+    pub path: Option<PathBuf>,
+    /// Short name for reports: the file name, or `[vdso]`.
+    pub name: String,
+    /// Load bias: runtime address minus the address stated in the ELF file.
+    pub bias: u64,
+    /// Executable segments.
+    pub code: Vec<MappedSegment>,
+    pub build_id: Option<Vec<u8>>,
+}
+
+impl ModuleInfo {
+    /// Offset of `address` in the file, for `module+0xoffset` names.
+    pub fn file_offset(&self, address: u64) -> Option<u64> {
+        let segment = self.code.iter().find(|s| s.avma.contains(&address))?;
+        Some(address - segment.avma.start + segment.file_offset)
+    }
+}
+
+/// The modules of one generation, sorted by address.
+#[derive(Debug)]
+pub struct ModuleMap {
+    pub generation: u32,
+    modules: Vec<(Range<u64>, Arc<ModuleInfo>)>,
+}
+
+impl ModuleMap {
+    /// The module whose code contains `address`.
+    pub fn find(&self, address: u64) -> Option<&Arc<ModuleInfo>> {
+        let after = self.modules.partition_point(|(r, _)| r.start <= address);
+        let (range, module) = self.modules.get(after.checked_sub(1)?)?;
+        range.contains(&address).then_some(module)
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = &Arc<ModuleInfo>> {
+        self.modules.iter().map(|(_, m)| m)
+    }
+}
+
+/// A module as first seen; reused while it stays loaded.
+struct Loaded {
+    unwind: UnwindModule,
+    info: Arc<ModuleInfo>,
+    trampolines: Vec<u64>,
+}
+
+/// Tracks loads and unloads and builds new snapshots when they happen.
+pub struct ModuleRegistry {
+    loaded: HashMap<(PathBuf, u64), Loaded>,
+    generation: u32,
+    dl_counts: (u64, u64),
+}
+
+/// A fresh generation: the handler's half and the drain's half.
+pub struct Generation {
+    pub snapshot: Box<UnwindSnapshot>,
+    pub map: Arc<ModuleMap>,
+}
+
+impl ModuleRegistry {
+    pub fn new() -> ModuleRegistry {
+        ModuleRegistry {
+            loaded: HashMap::new(),
+            generation: 0,
+            dl_counts: (u64::MAX, u64::MAX),
+        }
+    }
+
+    /// Builds a new generation if a library was loaded or unloaded since the last one, or
+    /// always when `force` (for example a stack in a mapping made after the last one).
+    pub fn refresh(&mut self, force: bool) -> Option<Generation> {
+        let counts = dl_counts();
+        if !force && counts == self.dl_counts {
+            return None;
+        }
+        self.dl_counts = counts;
+        Some(self.build())
+    }
+
+    fn build(&mut self) -> Generation {
+        let maps = read_maps();
+        let mut seen = HashMap::new();
+        TargetSharedLibrary::each(|shlib| {
+            let key = (
+                module_path(shlib.name()),
+                shlib.virtual_memory_bias().0 as u64,
+            );
+            let loaded = match self.loaded.remove(&key) {
+                Some(loaded) => loaded,
+                None => load_module(shlib, &maps),
+            };
+            seen.insert(key, loaded);
+        });
+        self.loaded = seen;
+        self.generation = self.generation.wrapping_add(1);
+
+        let mut unwinder = UnwinderX86_64::new();
+        let mut modules = Vec::new();
+        let mut trampolines = Vec::new();
+        for loaded in self.loaded.values() {
+            unwinder.add_module(loaded.unwind.clone());
+            for segment in &loaded.info.code {
+                modules.push((segment.avma.clone(), loaded.info.clone()));
+            }
+            trampolines.extend_from_slice(&loaded.trampolines);
+        }
+        modules.sort_by_key(|(r, _)| r.start);
+        trampolines.sort_unstable();
+        let writable = maps
+            .iter()
+            .filter(|m| m.readable && m.writable)
+            .map(|m| m.range.clone())
+            .collect();
+        Generation {
+            snapshot: Box::new(UnwindSnapshot {
+                generation: self.generation,
+                unwinder,
+                writable,
+                trampolines,
+            }),
+            map: Arc::new(ModuleMap {
+                generation: self.generation,
+                modules,
+            }),
+        }
+    }
+}
+
+impl Default for ModuleRegistry {
+    fn default() -> Self {
+        ModuleRegistry::new()
+    }
+}
+
+fn module_path(name: &OsStr) -> PathBuf {
+    PathBuf::from(name)
+}
+
+/// Copies one module's unwind sections and describes it.
+fn load_module(shlib: &findshlibs::linux::SharedLibrary<'_>, maps: &[Mapping]) -> Loaded {
+    let bias = shlib.virtual_memory_bias().0 as u64;
+    let path = module_path(shlib.name());
+    let mut loads = Vec::new();
+    let mut code = Vec::new();
+    let mut eh_frame_hdr_avma = None;
+    for segment in shlib.segments() {
+        let start = segment.actual_virtual_memory_address(shlib).0 as u64;
+        let range = start..start + segment.len() as u64;
+        if segment.is_load() {
+            loads.push(range.clone());
+        }
+        if segment.is_code() {
+            let file_offset = maps
+                .iter()
+                .find(|m| m.range.contains(&start))
+                .map_or(start - bias, |m| start - m.range.start + m.offset);
+            code.push(MappedSegment {
+                avma: range.clone(),
+                file_offset,
+            });
+        }
+        if segment.name() == "GNU_EH_FRAME" {
+            eh_frame_hdr_avma = Some(range);
+        }
+    }
+    let is_file = path.is_absolute() && path.is_file();
+    let name = if is_file {
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    } else if path.to_string_lossy().contains("vdso") {
+        "[vdso]".to_owned()
+    } else {
+        format!("[{}]", path.display())
+    };
+    let build_id = match shlib.id() {
+        Some(SharedLibraryId::GnuBuildId(id)) => Some(id),
+        _ => None,
+    };
+    let avma_range = loads.iter().map(|r| r.start).min().unwrap_or(0)
+        ..loads.iter().map(|r| r.end).max().unwrap_or(0);
+    let sections = unwind_sections(bias, &loads, &code, eh_frame_hdr_avma);
+    let trampolines = if name.starts_with("libc.so") || name.starts_with("libc-") {
+        find_sigreturn_trampolines(&code)
+    } else {
+        Vec::new()
+    };
+    Loaded {
+        unwind: Module::new(name.clone(), avma_range, bias, sections),
+        info: Arc::new(ModuleInfo {
+            path: is_file.then_some(path),
+            name,
+            bias,
+            code,
+            build_id,
+        }),
+        trampolines,
+    }
+}
+
+/// `.eh_frame_hdr` and `.eh_frame`, copied, with their stated addresses.
+fn unwind_sections(
+    bias: u64,
+    loads: &[Range<u64>],
+    code: &[MappedSegment],
+    eh_frame_hdr: Option<Range<u64>>,
+) -> ExplicitModuleSectionInfo<Arc<[u8]>> {
+    let mut info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: code.first().map(|s| s.avma.start - bias..s.avma.end - bias),
+        ..Default::default()
+    };
+    let Some(hdr) = eh_frame_hdr else {
+        return info;
+    };
+    let Some(hdr_bytes) = copy_mapped(loads, hdr.clone()) else {
+        return info;
+    };
+    if let Some(eh_frame) = eh_frame_range(loads, &hdr_bytes, hdr.start) {
+        info.eh_frame_svma = Some(eh_frame.start - bias..eh_frame.end - bias);
+        info.eh_frame = copy_mapped(loads, eh_frame);
+    }
+    info.eh_frame_hdr_svma = Some(hdr.start - bias..hdr.end - bias);
+    info.eh_frame_hdr = Some(hdr_bytes);
+    info
+}
+
+/// Copies `range` if it lies inside one loaded segment (so every byte is mapped).
+fn copy_mapped(loads: &[Range<u64>], range: Range<u64>) -> Option<Arc<[u8]>> {
+    let inside = loads
+        .iter()
+        .any(|l| l.start <= range.start && range.end <= l.end && range.start <= range.end);
+    if !inside {
+        return None;
+    }
+    // SAFETY: the range lies inside a PT_LOAD segment of a loaded module, which is mapped
+    // readable for as long as the module stays loaded; we are not racing its dlclose
+    // because dl_iterate_phdr (our caller) holds the loader lock.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(range.start as *const u8, (range.end - range.start) as usize)
+    };
+    Some(Arc::from(bytes))
+}
+
+/// Finds `.eh_frame` from the header's `eh_frame_ptr`, and its end by walking the CIE/FDE
+/// length words to the zero terminator (no program header records its length).
+fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Range<u64>> {
+    const DW_EH_PE_SDATA4_PCREL: u8 = 0x1b;
+    const DW_EH_PE_UDATA4: u8 = 0x03;
+    const DW_EH_PE_SDATA4: u8 = 0x0b;
+    const DW_EH_PE_UDATA8: u8 = 0x04;
+    let (&version, rest) = hdr.split_first()?;
+    let (&encoding, _) = rest.split_first()?;
+    if version != 1 {
+        return None;
+    }
+    let field = hdr.get(4..)?;
+    let start = match encoding {
+        DW_EH_PE_SDATA4_PCREL => {
+            let delta = i32::from_le_bytes(field.get(..4)?.try_into().ok()?);
+            (hdr_avma + 4).checked_add_signed(i64::from(delta))?
+        }
+        DW_EH_PE_UDATA4 | DW_EH_PE_SDATA4 => {
+            u64::from(u32::from_le_bytes(field.get(..4)?.try_into().ok()?))
+        }
+        DW_EH_PE_UDATA8 => u64::from_le_bytes(field.get(..8)?.try_into().ok()?),
+        _ => return None,
+    };
+    let segment = loads.iter().find(|l| l.contains(&start))?;
+    let mut cursor = start;
+    loop {
+        if cursor + 4 > segment.end {
+            return None;
+        }
+        // SAFETY: [cursor, cursor+4) lies inside a mapped PT_LOAD segment (checked above).
+        let length = unsafe { std::ptr::read_unaligned(cursor as *const u32) };
+        cursor += 4;
+        match length {
+            0 => return Some(start..cursor),
+            0xffff_ffff => {
+                if cursor + 8 > segment.end {
+                    return None;
+                }
+                // SAFETY: as above, bounds checked against the segment.
+                let long = unsafe { std::ptr::read_unaligned(cursor as *const u64) };
+                cursor = cursor.checked_add(8)?.checked_add(long)?;
+            }
+            n => cursor += u64::from(n),
+        }
+    }
+}
+
+/// Addresses in `code` that hold glibc's signal-return sequence.
+fn find_sigreturn_trampolines(code: &[MappedSegment]) -> Vec<u64> {
+    let mut found = Vec::new();
+    for segment in code {
+        let len = (segment.avma.end - segment.avma.start) as usize;
+        // SAFETY: an executable PT_LOAD segment of a loaded module is mapped readable.
+        let bytes = unsafe { std::slice::from_raw_parts(segment.avma.start as *const u8, len) };
+        for (offset, window) in bytes.windows(SIGRETURN_CODE.len()).enumerate() {
+            if window == SIGRETURN_CODE {
+                found.push(segment.avma.start + offset as u64);
+            }
+        }
+    }
+    found
+}
+
+/// `dlpi_adds`/`dlpi_subs`: the loader's counts of loads and unloads, a cheap change check.
+fn dl_counts() -> (u64, u64) {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        out: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info; `out` is the tuple passed below.
+        unsafe {
+            let info = &*info;
+            *(out as *mut (u64, u64)) = (info.dlpi_adds, info.dlpi_subs);
+        }
+        1
+    }
+    let mut counts = (0u64, 0u64);
+    // SAFETY: the callback only writes `counts`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut counts as *mut (u64, u64) as *mut _) };
+    counts
+}
+
+/// One line of `/proc/self/maps`.
+struct Mapping {
+    range: Range<u64>,
+    readable: bool,
+    writable: bool,
+    offset: u64,
+}
+
+fn read_maps() -> Vec<Mapping> {
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    text.lines().filter_map(parse_maps_line).collect()
+}
+
+fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut fields = line.split_whitespace();
+    let (start, end) = fields.next()?.split_once('-')?;
+    let perms = fields.next()?.as_bytes();
+    let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+    Some(Mapping {
+        range: u64::from_str_radix(start, 16).ok()?..u64::from_str_radix(end, 16).ok()?,
+        readable: perms.first() == Some(&b'r'),
+        writable: perms.get(1) == Some(&b'w'),
+        offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_knows_this_stack_and_libc() {
+        let generation = ModuleRegistry::new().build();
+        let local = 0u64;
+        let sp = &local as *const u64 as u64;
+        assert!(generation.snapshot.writable_region_end(sp).unwrap() > sp);
+        assert!(
+            !generation.snapshot.trampolines.is_empty(),
+            "no __restore_rt in libc"
+        );
+        let here = snapshot_knows_this_stack_and_libc as usize as u64;
+        let module = generation.map.find(here).expect("test binary not found");
+        assert!(module.path.is_some());
+        assert!(module.file_offset(here).is_some());
+        assert!(generation
+            .map
+            .modules()
+            .any(|m| m.name.starts_with("libc.so")));
+    }
+
+    #[test]
+    fn maps_lines() {
+        let m = parse_maps_line("7ffd1000-7ffd3000 rw-p 00001000 00:00 0   [stack]").unwrap();
+        assert_eq!(m.range, 0x7ffd1000..0x7ffd3000);
+        assert!(m.readable && m.writable);
+        assert_eq!(m.offset, 0x1000);
+    }
+}

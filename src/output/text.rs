@@ -1,0 +1,131 @@
+//! `<prefix>.txt`: a header that says what was sampled and what was lost, then every function
+//! with its total and self samples, largest total first.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::Format;
+use crate::profile::{Counters, Profile};
+use crate::stats::ThreadState;
+
+pub struct Text;
+
+impl Format for Text {
+    fn extension(&self) -> &'static str {
+        "txt"
+    }
+
+    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+        write_header(profile, out)?;
+        write_functions(profile, out)
+    }
+}
+
+fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+    let h = &profile.header;
+    let c = &h.counters;
+    writeln!(out, "# stacksample {} profile", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "command:      {}", h.command)?;
+    writeln!(out, "pid:          {}", h.pid)?;
+    for thread in &h.threads {
+        let name = thread.name.as_deref().unwrap_or("-");
+        let state = match thread.state {
+            ThreadState::Sampling => "",
+            ThreadState::Exited => ", exited",
+            ThreadState::NotFound => ", never found in this process",
+        };
+        writeln!(
+            out,
+            "thread:       {} ({name}): {} samples{state}",
+            thread.tid, thread.samples
+        )?;
+    }
+    writeln!(
+        out,
+        "interval:     {} ({:.0} Hz)",
+        human(h.interval),
+        1.0 / h.interval.as_secs_f64()
+    )?;
+    writeln!(out, "duration:     {:.3} s", h.duration.as_secs_f64())?;
+    writeln!(
+        out,
+        "samples:      {} in profile, {} taken of {} requested",
+        profile.total_samples(),
+        c.taken,
+        c.requested
+    )?;
+    writeln!(out, "missed:       {}", missed(c))?;
+    writeln!(out, "dropped:      {}", dropped(c))?;
+    writeln!(
+        out,
+        "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only)",
+        c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack
+    )?;
+    writeln!(
+        out,
+        "incomplete:   {} samples whose stack does not reach _start or a thread start",
+        profile.incomplete_samples()
+    )?;
+    match (h.handler_median_nanos, h.handler_p99_nanos) {
+        (Some(median), Some(p99)) => writeln!(
+            out,
+            "handler time: median {:.2} us, p99 {:.2} us, max {:.2} us",
+            median as f64 / 1e3,
+            p99 as f64 / 1e3,
+            h.handler_max_nanos as f64 / 1e3
+        )?,
+        _ => writeln!(out, "handler time: no samples")?,
+    }
+    writeln!(out)
+}
+
+/// Requests that produced no sample, by reason.
+fn missed(c: &Counters) -> String {
+    let total = c.no_response + c.stuck + c.slots_busy + c.send_failed + c.missed_deadlines;
+    format!(
+        "{total} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}; late signals ignored: {})",
+        c.no_response, c.stuck, c.slots_busy, c.send_failed, c.missed_deadlines, c.late_signals
+    )
+}
+
+/// Samples taken but not in the profile, by reason.
+fn dropped(c: &Counters) -> String {
+    format!(
+        "{} (drain behind: {}, distinct-stack table full: {})",
+        c.drain_busy + c.table_full,
+        c.drain_busy,
+        c.table_full
+    )
+}
+
+fn write_functions(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+    let total = profile.total_samples().max(1) as f64;
+    writeln!(
+        out,
+        "{:>8} {:>7} {:>8} {:>7}  function  [module]",
+        "total", "total%", "self", "self%"
+    )?;
+    for row in profile.function_counts() {
+        let frame = &profile.frames[row.frame];
+        writeln!(
+            out,
+            "{:>8} {:>6.2}% {:>8} {:>6.2}%  {}  [{}]",
+            row.total,
+            100.0 * row.total as f64 / total,
+            row.self_count,
+            100.0 * row.self_count as f64 / total,
+            frame.function,
+            frame.module
+        )?;
+    }
+    Ok(())
+}
+
+fn human(interval: Duration) -> String {
+    let micros = interval.as_micros();
+    if micros % 1000 == 0 {
+        format!("{} ms", micros / 1000)
+    } else {
+        format!("{micros} us")
+    }
+}

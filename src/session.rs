@@ -1,0 +1,129 @@
+//! A profiling session: wires settings, module registry, signal handlers, sampler and drain
+//! together, and takes them down again with a final profile.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::drain::{Drain, DrainMessage, DumpContext};
+use crate::error::Error;
+use crate::modules::ModuleRegistry;
+use crate::sampler::Sampler;
+use crate::settings::{Settings, ThreadChoice};
+use crate::signal::slot::SlotPool;
+use crate::signal::{self, futex, Control, CONTROL};
+use crate::stats::Stats;
+use crate::threads;
+
+/// Samples the drain may be behind by before new ones are dropped (and counted).
+const CHANNEL_CAPACITY: usize = 4096;
+/// How long the exiting program waits for its final profile. Symbolizing a large binary for
+/// the first time can take seconds.
+const FINAL_DUMP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running profiler.
+pub struct Session {
+    pid: i32,
+    sampler: Option<JoinHandle<()>>,
+    to_drain: Sender<DrainMessage>,
+}
+
+impl Session {
+    /// Installs the handlers and starts the sampler and drain threads.
+    pub fn start(settings: Settings) -> Result<Session, Error> {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let tids = resolve_threads(&settings.threads, pid);
+        let mut registry = ModuleRegistry::new();
+        let first = registry.refresh(true);
+        let (to_drain, from_sampler) = bounded(CHANNEL_CAPACITY);
+        if let Some(first) = first {
+            signal::publish_snapshot(first.snapshot);
+            let _ = to_drain.send(DrainMessage::Modules(first.map));
+        }
+        signal::install(SlotPool::new(settings.max_depth), settings.dump_signal)?;
+        let pool = signal::pool().ok_or(Error::System {
+            action: "find the sample slots",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        let stats = Arc::new(Stats::default());
+        let context = DumpContext {
+            settings: settings.clone(),
+            pid,
+            command: threads::command_line(),
+            started_nanos: futex::monotonic_nanos(),
+            stats: stats.clone(),
+            pool,
+        };
+        // The symbolizer is not Send, so the drain is made on its own thread.
+        spawn("stacksample-drain", move || {
+            Drain::new(context).run(from_sampler)
+        })?;
+        let sampler = Sampler::new(
+            settings.interval,
+            &tids,
+            registry,
+            pool,
+            to_drain.clone(),
+            stats,
+        );
+        let sampler = spawn("stacksample-samp", move || sampler.run())?;
+        Ok(Session {
+            pid,
+            sampler: Some(sampler),
+            to_drain,
+        })
+    }
+
+    /// The process that started the session; a forked child must not finish it.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Stops sampling and writes the final profile.
+    pub fn finish(mut self) -> Result<(), Error> {
+        CONTROL.request(Control::STOP);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+        let (done, written) = bounded(1);
+        let _ = self.to_drain.send(DrainMessage::Dump { done: Some(done) });
+        match written.recv_timeout(FINAL_DUMP_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => Err(Error::System {
+                action: "write the final profile in time",
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            }),
+        }
+    }
+}
+
+/// Thread ids for the user's choices; says so on stderr when one does not exist (yet).
+fn resolve_threads(choices: &[ThreadChoice], pid: i32) -> Vec<i32> {
+    choices
+        .iter()
+        .map(|choice| match *choice {
+            ThreadChoice::Main => pid,
+            ThreadChoice::Tid(tid) => {
+                if !threads::exists(tid) {
+                    eprintln!(
+                        "stacksample: thread {tid} is not a thread of process {pid} (yet); it will be sampled if it appears"
+                    );
+                }
+                tid
+            }
+        })
+        .collect()
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|source| Error::System {
+            action: "start a profiler thread",
+            source,
+        })
+}

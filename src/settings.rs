@@ -1,0 +1,301 @@
+//! `STACKSAMPLE_*` environment variables, read once, validated, and resolved into [`Settings`].
+//!
+//! Runs on the thread that loads the library (the constructor). Parsing is pure: it takes the
+//! variables, the pid and the start directory, so unit tests need no environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Prefix shared by every variable the library reads.
+pub const PREFIX: &str = "STACKSAMPLE_";
+
+const TID: &str = "STACKSAMPLE_TID";
+const INTERVAL: &str = "STACKSAMPLE_INTERVAL";
+const MAXDEPTH: &str = "STACKSAMPLE_MAXDEPTH";
+const OUTPUT: &str = "STACKSAMPLE_OUTPUT";
+const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
+const KNOWN: [&str; 5] = [TID, INTERVAL, MAXDEPTH, OUTPUT, DUMP_SIGNAL];
+
+/// Sampling faster than this costs more in signal delivery than it tells.
+const MIN_INTERVAL: Duration = Duration::from_micros(50);
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
+/// Deep enough for recursive code; the seed API used 100.
+pub const DEFAULT_MAX_DEPTH: usize = 128;
+/// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
+pub const MAX_MAX_DEPTH: usize = 65_536;
+const DEFAULT_OUTPUT: &str = "stacksample.%p";
+
+/// Which thread a user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadChoice {
+    /// The thread that runs `main` (its tid is the pid).
+    Main,
+    /// A kernel thread id.
+    Tid(i32),
+}
+
+/// Resolved settings: every value is valid and every path absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub threads: Vec<ThreadChoice>,
+    pub interval: Duration,
+    pub max_depth: usize,
+    /// Output path prefix; `.txt` and `.folded` are appended.
+    pub output_prefix: PathBuf,
+    /// Signal that asks for a dump, or `None` when turned off.
+    pub dump_signal: Option<libc::c_int>,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env(pid: i32, start_dir: &Path) -> Result<Settings, Error> {
+        let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v)));
+        let vars = vars.map(|(k, v)| (k, v.to_string_lossy().into_owned()));
+        Settings::from_vars(vars, pid, start_dir)
+    }
+
+    /// Parses `STACKSAMPLE_*` pairs; other names are ignored, unknown `STACKSAMPLE_*` names
+    /// are an error so that a typo never silently profiles with defaults.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+        pid: i32,
+        start_dir: &Path,
+    ) -> Result<Settings, Error> {
+        let mut settings = Settings {
+            threads: vec![ThreadChoice::Main],
+            interval: DEFAULT_INTERVAL,
+            max_depth: DEFAULT_MAX_DEPTH,
+            output_prefix: resolve_output(DEFAULT_OUTPUT, pid, start_dir),
+            dump_signal: Some(libc::SIGUSR2),
+        };
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .collect();
+        vars.sort();
+        for (name, value) in vars {
+            match name.as_str() {
+                TID => settings.threads = parse_threads(&value)?,
+                INTERVAL => settings.interval = parse_interval(&value)?,
+                MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
+                OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
+                DUMP_SIGNAL => settings.dump_signal = parse_signal(DUMP_SIGNAL, &value)?,
+                _ => {
+                    return Err(Error::UnknownSetting {
+                        name,
+                        known: KNOWN.join(", "),
+                    })
+                }
+            }
+        }
+        Ok(settings)
+    }
+}
+
+fn parse_threads(value: &str) -> Result<Vec<ThreadChoice>, Error> {
+    let hint = "use `main`, a thread id such as 12345, or a comma-separated list of them";
+    let mut threads = Vec::new();
+    for part in value.split(',').map(str::trim) {
+        let choice = match part {
+            "main" => ThreadChoice::Main,
+            _ => match part.parse::<i32>() {
+                Ok(tid) if tid > 0 => ThreadChoice::Tid(tid),
+                _ => {
+                    let problem = format!("{part:?} is not a thread id");
+                    return Err(Error::setting(TID, value, problem, hint));
+                }
+            },
+        };
+        if !threads.contains(&choice) {
+            threads.push(choice);
+        }
+    }
+    Ok(threads)
+}
+
+fn parse_interval(value: &str) -> Result<Duration, Error> {
+    let hint = "write a number with a unit: 10ms, 500us, 0.05s or 2000000ns";
+    let text = value.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "" => return Err(Error::setting(INTERVAL, value, "the unit is missing", hint)),
+        _ => {
+            let problem = format!("unknown unit {unit:?}");
+            return Err(Error::setting(INTERVAL, value, problem, hint));
+        }
+    };
+    let seconds = match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => n * scale,
+        _ => {
+            return Err(Error::setting(
+                INTERVAL,
+                value,
+                "not a positive number",
+                hint,
+            ))
+        }
+    };
+    let interval = Duration::from_secs_f64(seconds);
+    if interval < MIN_INTERVAL || interval > MAX_INTERVAL {
+        let problem = format!("must be between {MIN_INTERVAL:?} and {MAX_INTERVAL:?}");
+        return Err(Error::setting(INTERVAL, value, problem, hint));
+    }
+    Ok(interval)
+}
+
+fn parse_max_depth(value: &str) -> Result<usize, Error> {
+    match value.trim().parse::<usize>() {
+        Ok(depth) if (1..=MAX_MAX_DEPTH).contains(&depth) => Ok(depth),
+        _ => Err(Error::setting(
+            MAXDEPTH,
+            value,
+            format!("must be a whole number from 1 to {MAX_MAX_DEPTH}"),
+            format!("the default is {DEFAULT_MAX_DEPTH}"),
+        )),
+    }
+}
+
+fn parse_output(value: &str, pid: i32, start_dir: &Path) -> Result<PathBuf, Error> {
+    let hint = "give a path prefix such as /tmp/profile.%p (%p is replaced by the pid)";
+    if value.trim().is_empty() {
+        return Err(Error::setting(OUTPUT, value, "the path is empty", hint));
+    }
+    if value.ends_with('/') {
+        let problem = "names a directory, not a file prefix";
+        return Err(Error::setting(OUTPUT, value, problem, hint));
+    }
+    let prefix = resolve_output(value, pid, start_dir);
+    let dir = prefix.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        let problem = format!("directory {} does not exist", dir.display());
+        return Err(Error::setting(OUTPUT, value, problem, hint));
+    }
+    Ok(prefix)
+}
+
+/// `%p` becomes the pid; a relative path is taken from the directory the program started in,
+/// because programs change directory before they exit.
+fn resolve_output(value: &str, pid: i32, start_dir: &Path) -> PathBuf {
+    start_dir.join(value.replace("%p", &pid.to_string()))
+}
+
+/// Accepts `SIGUSR2`, `USR2`, a number, `SIGRTMIN+n`, or `none`.
+pub fn parse_signal(name: &'static str, value: &str) -> Result<Option<libc::c_int>, Error> {
+    let hint = "use a signal name such as SIGUSR2 or SIGUSR1, SIGRTMIN+3, a number, or none";
+    let text = value.trim().to_ascii_uppercase();
+    if text == "NONE" {
+        return Ok(None);
+    }
+    let bare = text.strip_prefix("SIG").unwrap_or(&text);
+    let signal = match bare {
+        "USR1" => Some(libc::SIGUSR1),
+        "USR2" => Some(libc::SIGUSR2),
+        "URG" => Some(libc::SIGURG),
+        "WINCH" => Some(libc::SIGWINCH),
+        _ => match bare.strip_prefix("RTMIN") {
+            Some("") => Some(libc::SIGRTMIN()),
+            Some(rest) => rest
+                .strip_prefix('+')
+                .and_then(|n| n.parse::<libc::c_int>().ok())
+                .map(|n| libc::SIGRTMIN() + n),
+            None => bare.parse::<libc::c_int>().ok(),
+        },
+    };
+    match signal {
+        Some(sig) if is_allowed_signal(sig) => Ok(Some(sig)),
+        Some(_) => Err(Error::setting(
+            name,
+            value,
+            "that signal is reserved: it stops, kills or reports faults, or is the sampling signal",
+            hint,
+        )),
+        None => Err(Error::setting(name, value, "not a signal", hint)),
+    }
+}
+
+fn is_allowed_signal(sig: libc::c_int) -> bool {
+    let usable = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGURG, libc::SIGWINCH];
+    usable.contains(&sig) || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Settings, Error> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::from_vars(vars, 42, Path::new("/start"))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(&[("PATH", "/bin")]).unwrap();
+        assert_eq!(s.threads, vec![ThreadChoice::Main]);
+        assert_eq!(s.interval, Duration::from_millis(10));
+        assert_eq!(s.max_depth, 128);
+        assert_eq!(s.output_prefix, PathBuf::from("/start/stacksample.42"));
+        assert_eq!(s.dump_signal, Some(libc::SIGUSR2));
+    }
+
+    #[test]
+    fn intervals_with_units() {
+        for (text, micros) in [("10ms", 10_000), ("500us", 500), ("0.05s", 50_000)] {
+            let s = parse(&[(INTERVAL, text)]).unwrap();
+            assert_eq!(s.interval, Duration::from_micros(micros), "{text}");
+        }
+        for bad in ["10", "ms", "-1ms", "10 parsecs", "1ns", "2h", "NaNs"] {
+            assert!(parse(&[(INTERVAL, bad)]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn thread_lists() {
+        let s = parse(&[(TID, "main, 77,77")]).unwrap();
+        assert_eq!(s.threads, vec![ThreadChoice::Main, ThreadChoice::Tid(77)]);
+        for bad in ["", "0", "-3", "all,", "first"] {
+            assert!(parse(&[(TID, bad)]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_prefix_gets_pid_and_start_dir() {
+        let s = parse(&[(OUTPUT, "/tmp/prof.%p")]).unwrap();
+        assert_eq!(s.output_prefix, PathBuf::from("/tmp/prof.42"));
+        assert!(parse(&[(OUTPUT, "/no/such/dir/x")]).is_err());
+        assert!(parse(&[(OUTPUT, "")]).is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(
+            parse_signal(DUMP_SIGNAL, "usr1").unwrap(),
+            Some(libc::SIGUSR1)
+        );
+        assert_eq!(parse_signal(DUMP_SIGNAL, "none").unwrap(), None);
+        let rt = parse_signal(DUMP_SIGNAL, "SIGRTMIN+2").unwrap();
+        assert_eq!(rt, Some(libc::SIGRTMIN() + 2));
+        for bad in ["SIGKILL", "9", "SIGPROF", "SIGSEGV", "bogus", "SIGRTMIN+99"] {
+            assert!(parse_signal(DUMP_SIGNAL, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn depth_and_unknown_names() {
+        assert_eq!(parse(&[(MAXDEPTH, "500")]).unwrap().max_depth, 500);
+        for bad in ["0", "x", "1000000"] {
+            assert!(parse(&[(MAXDEPTH, bad)]).is_err(), "{bad}");
+        }
+        let err = parse(&[("STACKSAMPLE_INTERVALL", "10ms")]).unwrap_err();
+        assert!(err.to_string().contains("STACKSAMPLE_INTERVALL"));
+    }
+}

@@ -1,0 +1,92 @@
+//! `sigaction` and `signal` as the program sees them once the library is loaded.
+//!
+//! For the signals we installed handlers for (SIGPROF, the dump signal), a program that sets
+//! its own handler must not replace ours, and must still receive its own signals: its action
+//! is recorded as the one to chain to, and it reads back what it set. Every other signal goes
+//! straight to glibc. Both functions are async-signal-safe, as POSIX requires of `sigaction`.
+
+use super::{ChainedAction, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
+
+extern "C" {
+    /// glibc's exported implementation behind `sigaction`.
+    #[link_name = "__sigaction"]
+    fn glibc_sigaction(
+        sig: libc::c_int,
+        act: *const libc::sigaction,
+        old: *mut libc::sigaction,
+    ) -> libc::c_int;
+    /// glibc's `signal` under its other exported name.
+    #[link_name = "bsd_signal"]
+    fn glibc_signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+}
+
+/// The kernel's `sigaction`, bypassing our interposer.
+///
+/// # Safety
+/// As for `sigaction(2)`: `act` and `old` are null or valid.
+pub(super) unsafe fn real_sigaction(
+    sig: libc::c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> libc::c_int {
+    // SAFETY: forwarded preconditions.
+    unsafe { glibc_sigaction(sig, act, old) }
+}
+
+fn managing(sig: libc::c_int) -> Option<&'static ChainedAction> {
+    [&PROGRAM_SAMPLE_ACTION, &PROGRAM_DUMP_ACTION]
+        .into_iter()
+        .find(|chained| chained.manages(sig))
+}
+
+/// Interposed `sigaction(2)`.
+///
+/// # Safety
+/// As for `sigaction(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: libc::c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> libc::c_int {
+    let Some(chained) = managing(sig) else {
+        // SAFETY: forwarded preconditions.
+        return unsafe { real_sigaction(sig, act, old) };
+    };
+    if !old.is_null() {
+        let current = chained.load().copied().unwrap_or_else(super::empty_action);
+        // SAFETY: the caller passed a valid out-pointer.
+        unsafe { old.write(current) };
+    }
+    // SAFETY: the caller passed a valid action or null.
+    if let Some(action) = unsafe { act.as_ref() } {
+        chained.store(*action);
+    }
+    0
+}
+
+/// Interposed `signal(3)`, with glibc's BSD semantics (SA_RESTART, the signal blocked in its
+/// own handler).
+///
+/// # Safety
+/// As for `signal(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn signal(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    let Some(chained) = managing(sig) else {
+        // SAFETY: forwarded preconditions.
+        return unsafe { glibc_signal(sig, handler) };
+    };
+    let previous = chained
+        .load()
+        .map_or(libc::SIG_DFL, |action| action.sa_sigaction);
+    let mut action = super::empty_action();
+    action.sa_sigaction = handler;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset owned by this frame.
+    unsafe { libc::sigaddset(&mut action.sa_mask, sig) };
+    chained.store(action);
+    previous
+}

@@ -1,0 +1,220 @@
+//! Signals: installing the handlers, asking a thread for a sample, and the few statics that
+//! signal context reads. The handler itself lives in [`handler`]; the slot state machine in
+//! [`slot`].
+//!
+//! A sample request is a thread-directed SIGPROF queued with `rt_tgsigqueueinfo` (the
+//! `tgkill` system call with a payload): its value names the slot and the armed sequence
+//! number, so the handler can tell our signals from the program's own SIGPROF and from our
+//! own stale requests without any shared guesswork.
+
+pub mod futex;
+mod handler;
+mod interpose;
+pub mod slot;
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+
+use crate::error::Error;
+use crate::modules::UnwindSnapshot;
+use slot::SlotPool;
+
+/// The signal that carries sample requests.
+pub const SAMPLE_SIGNAL: libc::c_int = libc::SIGPROF;
+
+/// Upper 24 bits of a request's value; the rest is slot index (8 bits) and armed word.
+const REQUEST_MAGIC: u64 = 0x5ac_5a3;
+
+/// Preallocated slots, leaked once per process: a late signal may read them at any time.
+static POOL: AtomicPtr<SlotPool> = AtomicPtr::new(ptr::null_mut());
+/// The unwinder and memory map the handler uses; swapped by the sampler.
+static SNAPSHOT: AtomicPtr<UnwindSnapshot> = AtomicPtr::new(ptr::null_mut());
+/// What the program wants done with SIGPROF signals that are not ours.
+static PROGRAM_SAMPLE_ACTION: ChainedAction = ChainedAction::new();
+/// What the program wants done with the dump signal, which we share with it.
+static PROGRAM_DUMP_ACTION: ChainedAction = ChainedAction::new();
+/// Requests to the sampler thread from signal context and from other threads.
+pub static CONTROL: Control = Control::new();
+
+/// The program's own action for a signal we installed a handler for. `sigaction`/`signal`
+/// calls of the program land here (see `interpose`) instead of replacing our handler.
+pub struct ChainedAction {
+    signal: AtomicU32,
+    managed: AtomicBool,
+    /// Leaked `sigaction`s: replaced rarely and read from signal context, so never freed.
+    action: AtomicPtr<libc::sigaction>,
+}
+
+impl ChainedAction {
+    const fn new() -> ChainedAction {
+        ChainedAction {
+            signal: AtomicU32::new(0),
+            managed: AtomicBool::new(false),
+            action: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    fn load(&self) -> Option<&'static libc::sigaction> {
+        // SAFETY: non-null pointers come from Box::leak and are never freed.
+        unsafe { self.action.load(Ordering::Acquire).as_ref() }
+    }
+
+    fn store(&self, action: libc::sigaction) {
+        let leaked = Box::leak(Box::new(action));
+        self.action.store(leaked, Ordering::Release);
+    }
+
+    fn manages(&self, sig: libc::c_int) -> bool {
+        self.managed.load(Ordering::Acquire) && self.signal.load(Ordering::Relaxed) == sig as u32
+    }
+
+    /// Installs `handler` for `sig`, keeping the current action to chain to.
+    fn take_over(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
+        let mut previous = empty_action();
+        // SAFETY: querying with a null new action only writes `previous`.
+        if unsafe { interpose::real_sigaction(sig, ptr::null(), &mut previous) } != 0 {
+            return Err(Error::last_os("read the current signal action"));
+        }
+        self.store(previous);
+        self.signal.store(sig as u32, Ordering::Relaxed);
+        let mut ours = empty_action();
+        ours.sa_sigaction = handler;
+        ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // SAFETY: `ours` is a fully initialised action whose handler is an extern "C"
+        // SA_SIGINFO function of this library, which is never unloaded while it is installed.
+        if unsafe { interpose::real_sigaction(sig, &ours, ptr::null_mut()) } != 0 {
+            return Err(Error::last_os("install the signal handler"));
+        }
+        self.managed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// A zeroed action: SIG_DFL, empty mask, no flags.
+fn empty_action() -> libc::sigaction {
+    // SAFETY: sigaction is plain data; all-zero is a valid value (SIG_DFL, empty mask).
+    unsafe { std::mem::zeroed() }
+}
+
+/// Wake-up reasons for the sampler, as bits of a futex word.
+pub struct Control(AtomicU32);
+
+impl Control {
+    pub const DUMP: u32 = 1;
+    pub const STOP: u32 = 2;
+
+    const fn new() -> Control {
+        Control(AtomicU32::new(0))
+    }
+
+    /// Sets `bits` and wakes the sampler. Async-signal-safe.
+    pub fn request(&self, bits: u32) {
+        self.0.fetch_or(bits, Ordering::AcqRel);
+        futex::wake(&self.0);
+    }
+
+    /// Takes and clears every pending request.
+    pub fn take(&self) -> u32 {
+        self.0.swap(0, Ordering::AcqRel)
+    }
+
+    /// Sleeps until `deadline` (CLOCK_MONOTONIC) or until a request arrives.
+    pub fn sleep_until(&self, deadline: &libc::timespec) {
+        futex::wait_until(&self.0, 0, deadline);
+    }
+}
+
+/// Installs the sampling handler (and the dump handler) once per process. `pool` must outlive
+/// the process, which is why it is leaked here.
+pub fn install(pool: SlotPool, dump_signal: Option<libc::c_int>) -> Result<(), Error> {
+    let pool = Box::into_raw(Box::new(pool));
+    if POOL
+        .compare_exchange(ptr::null_mut(), pool, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: `pool` came from Box::into_raw above and was never shared.
+        drop(unsafe { Box::from_raw(pool) });
+        return Err(Error::System {
+            action: "start a second profiler in this process",
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        });
+    }
+    PROGRAM_SAMPLE_ACTION.take_over(
+        SAMPLE_SIGNAL,
+        handler::on_sample_signal as *const () as usize,
+    )?;
+    if let Some(sig) = dump_signal {
+        PROGRAM_DUMP_ACTION.take_over(sig, handler::on_dump_signal as *const () as usize)?;
+    }
+    Ok(())
+}
+
+/// The installed slot pool, if `install` ran.
+pub fn pool() -> Option<&'static SlotPool> {
+    // SAFETY: POOL is null or a leaked pool that is never freed.
+    unsafe { POOL.load(Ordering::Acquire).as_ref() }
+}
+
+/// Makes `snapshot` the one new handlers use and returns the one it replaces, which the
+/// caller may free only once every slot is idle.
+pub fn publish_snapshot(snapshot: Box<UnwindSnapshot>) -> Option<Box<UnwindSnapshot>> {
+    let old = SNAPSHOT.swap(Box::into_raw(snapshot), Ordering::AcqRel);
+    // SAFETY: non-null values of SNAPSHOT always come from Box::into_raw in this function.
+    (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+}
+
+/// Queues a sample request for thread `tid` of this process.
+pub fn request_sample(tid: i32, slot_index: usize, armed: u32) -> io::Result<()> {
+    let value = (REQUEST_MAGIC << 40) | ((slot_index as u64 & 0xff) << 32) | u64::from(armed);
+    let info = QueuedSignalInfo::new(SAMPLE_SIGNAL, value);
+    // SAFETY: `info` is a fully initialised 128-byte siginfo laid out as the kernel expects
+    // for SI_QUEUE; the kernel only reads it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            tid,
+            SAMPLE_SIGNAL,
+            &info as *const QueuedSignalInfo,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `siginfo_t` layout of an `SI_QUEUE` signal on Linux x86_64.
+#[repr(C)]
+struct QueuedSignalInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    _pad: i32,
+    pid: i32,
+    uid: u32,
+    value: u64,
+    _rest: [u8; 96],
+}
+
+const _: () = assert!(std::mem::size_of::<QueuedSignalInfo>() == 128);
+const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() == 128);
+
+impl QueuedSignalInfo {
+    fn new(signo: i32, value: u64) -> QueuedSignalInfo {
+        QueuedSignalInfo {
+            signo,
+            errno: 0,
+            code: libc::SI_QUEUE,
+            _pad: 0,
+            // SAFETY: getpid and getuid have no preconditions.
+            pid: unsafe { libc::getpid() },
+            // SAFETY: as above.
+            uid: unsafe { libc::getuid() },
+            value,
+            _rest: [0; 96],
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Counters of what was requested, taken and lost: part of every report, never silent.
+//!
+//! Written by the sampler and drain threads (the handler's only counter lives in the slot
+//! pool), read by the drain when it writes a profile.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Shared counters of one profiling session.
+#[derive(Default)]
+pub struct Stats {
+    /// Sample requests sent to a thread.
+    pub requested: AtomicU64,
+    /// Samples a handler filled in and the sampler collected.
+    pub taken: AtomicU64,
+    /// Requests no handler answered in time (thread blocks the signal, is stopped, or busy).
+    pub no_response: AtomicU64,
+    /// Requests whose handler started but did not finish in time (its slot stays busy).
+    pub stuck: AtomicU64,
+    /// Ticks skipped for a thread because every slot was still held by a stuck handler.
+    pub slots_busy: AtomicU64,
+    /// Requests that could not be sent (other than the thread having exited).
+    pub send_failed: AtomicU64,
+    /// Deadlines the sampler missed because it fell behind.
+    pub missed_deadlines: AtomicU64,
+    /// Samples dropped because the drain fell behind.
+    pub drain_busy: AtomicU64,
+    /// Samples dropped because the table of distinct stacks was full.
+    pub table_full: AtomicU64,
+    /// Stacks cut at the depth limit.
+    pub depth_limit: AtomicU64,
+    /// Stacks whose unwinding stopped at a frame it could not unwind.
+    pub unwind_error: AtomicU64,
+    /// Samples whose stack pointer was in no known mapping (leaf only).
+    pub unknown_stack: AtomicU64,
+    /// Threads the user asked for, and what became of them.
+    pub threads: Mutex<Vec<ThreadStatus>>,
+}
+
+/// A target thread and its fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadStatus {
+    pub tid: i32,
+    pub state: ThreadState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Not (yet) a thread of this process.
+    NotFound,
+    Sampling,
+    /// Exited while sampled.
+    Exited,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn thread_statuses(&self) -> Vec<ThreadStatus> {
+        self.threads.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn set_thread_state(&self, tid: i32, state: ThreadState) {
+        if let Ok(mut threads) = self.threads.lock() {
+            match threads.iter_mut().find(|t| t.tid == tid) {
+                Some(status) => status.state = state,
+                None => threads.push(ThreadStatus { tid, state }),
+            }
+        }
+    }
+}
