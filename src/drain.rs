@@ -52,7 +52,7 @@ pub enum DrainMessage {
 pub struct StackKey {
     pub tid: i32,
     pub generation: u32,
-    pub truncated: bool,
+    pub stop: StopReason,
     pub frames: Box<[u64]>,
 }
 
@@ -70,7 +70,7 @@ impl Aggregate {
         let key = StackKey {
             tid: sample.tid,
             generation: sample.generation,
-            truncated: sample.stop == StopReason::DepthLimit,
+            stop: sample.stop,
             frames: sample.frames,
         };
         if let Some(count) = self.stacks.get_mut(&key) {
@@ -216,7 +216,7 @@ impl Drain {
             .into_iter()
             .map(|status| ThreadSummary {
                 tid: status.tid,
-                name: threads::name(status.tid),
+                name: threads::name(status.tid).or(status.name),
                 state: status.state,
                 samples: per_thread.get(&status.tid).copied().unwrap_or(0),
             })

@@ -427,7 +427,7 @@ mod tests {
             !generation.snapshot.trampolines.is_empty(),
             "no __restore_rt in libc"
         );
-        let here = snapshot_knows_this_stack_and_libc as usize as u64;
+        let here = snapshot_knows_this_stack_and_libc as *const () as u64;
         let module = generation.map.find(here).expect("test binary not found");
         assert!(module.path.is_some());
         assert!(module.file_offset(here).is_some());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::drain::Aggregate;
 use crate::modules::ModuleMap;
-use crate::signal::slot::SlotPool;
+use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::{Stats, ThreadState};
 use crate::symbolize::Symbols;
 
@@ -39,8 +39,15 @@ pub struct Stack {
     /// Indices into [`Profile::frames`], root first.
     pub frames: Vec<usize>,
     pub count: u64,
-    /// Cut at the depth limit: outer frames are missing.
-    pub truncated: bool,
+    /// Why unwinding ended; [`StopReason::DepthLimit`] means outer frames are missing.
+    pub stop: StopReason,
+}
+
+impl Stack {
+    /// Cut at the depth limit.
+    pub fn truncated(&self) -> bool {
+        self.stop == StopReason::DepthLimit
+    }
 }
 
 /// One of the threads the user asked for.
@@ -143,7 +150,7 @@ impl Profile {
 
         let mut frames = Vec::new();
         let mut frame_ids: HashMap<Frame, usize> = HashMap::new();
-        let mut merged: HashMap<(i32, bool, Vec<usize>), u64> = HashMap::new();
+        let mut merged: HashMap<(i32, StopReason, Vec<usize>), u64> = HashMap::new();
         for (key, count) in &aggregate.stacks {
             let map = maps.get(&key.generation).map(Arc::as_ref);
             let mut ids: Vec<usize> = lookup_addresses(&key.frames)
@@ -156,15 +163,15 @@ impl Profile {
                 })
                 .collect();
             ids.reverse();
-            *merged.entry((key.tid, key.truncated, ids)).or_insert(0) += count;
+            *merged.entry((key.tid, key.stop, ids)).or_insert(0) += count;
         }
         let mut stacks: Vec<Stack> = merged
             .into_iter()
-            .map(|((tid, truncated, frames), count)| Stack {
+            .map(|((tid, stop, frames), count)| Stack {
                 tid,
                 frames,
                 count,
-                truncated,
+                stop,
             })
             .collect();
         stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
@@ -188,13 +195,20 @@ impl Profile {
             .sum()
     }
 
+    /// A stack is complete when its outermost frame is a known root, or when the unwinder
+    /// reached the end of the stack (only CFI that marks the return address undefined does
+    /// that) inside the C library, whose stripped builds hide `clone3` and `start_thread`.
     fn reaches_root(&self, stack: &Stack) -> bool {
-        !stack.truncated
-            && stack
-                .frames
-                .first()
-                .and_then(|&id| self.frames.get(id))
-                .is_some_and(|f| ROOT_FUNCTIONS.contains(&f.function.as_str()))
+        let Some(outermost) = stack.frames.first().and_then(|&id| self.frames.get(id)) else {
+            return false;
+        };
+        match stack.stop {
+            StopReason::Complete => {
+                ROOT_FUNCTIONS.contains(&outermost.function.as_str())
+                    || outermost.module.starts_with("libc.so")
+            }
+            _ => false,
+        }
     }
 
     /// Every function with its total and self counts, largest total first.

@@ -45,10 +45,13 @@ pub struct Sampler {
     pool: &'static SlotPool,
     to_drain: Sender<DrainMessage>,
     stats: Arc<Stats>,
+    /// Replaced snapshots, kept boxed at the address a late handler may still be reading
+    /// until every slot is idle.
+    #[allow(clippy::vec_box)]
     retired: Vec<Box<UnwindSnapshot>>,
     stuck: Vec<Stuck>,
     refresh_wanted: bool,
-    last_refresh: u64,
+    last_forced_refresh: Option<u64>,
 }
 
 impl Sampler {
@@ -83,7 +86,7 @@ impl Sampler {
             retired: Vec::new(),
             stuck: Vec::new(),
             refresh_wanted: false,
-            last_refresh: futex::monotonic_nanos(),
+            last_forced_refresh: None,
         }
     }
 
@@ -140,13 +143,18 @@ impl Sampler {
 
     fn refresh_modules(&mut self) {
         let now = futex::monotonic_nanos();
+        let gap = MIN_FORCED_REFRESH_GAP.as_nanos() as u64;
         let force = self.refresh_wanted
-            && now.saturating_sub(self.last_refresh) >= MIN_FORCED_REFRESH_GAP.as_nanos() as u64;
+            && self
+                .last_forced_refresh
+                .is_none_or(|last| now.saturating_sub(last) >= gap);
+        if force {
+            self.refresh_wanted = false;
+            self.last_forced_refresh = Some(now);
+        }
         let Some(generation) = self.registry.refresh(force) else {
             return;
         };
-        self.refresh_wanted = false;
-        self.last_refresh = now;
         // The map goes first on the same channel, so the drain knows it before any sample
         // of its generation arrives.
         let _ = self.to_drain.send(DrainMessage::Modules(generation.map));

@@ -38,10 +38,12 @@ pub struct Stats {
 }
 
 /// A target thread and its fate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadStatus {
     pub tid: i32,
     pub state: ThreadState,
+    /// Name when last seen alive.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +68,16 @@ impl Stats {
         self.threads.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// Records a target's new state, and its name while it is alive.
     pub fn set_thread_state(&self, tid: i32, state: ThreadState) {
+        let name = crate::threads::name(tid);
         if let Ok(mut threads) = self.threads.lock() {
             match threads.iter_mut().find(|t| t.tid == tid) {
-                Some(status) => status.state = state,
-                None => threads.push(ThreadStatus { tid, state }),
+                Some(status) => {
+                    status.state = state;
+                    status.name = name.or(status.name.take());
+                }
+                None => threads.push(ThreadStatus { tid, state, name }),
             }
         }
     }

@@ -21,7 +21,7 @@ impl Format for Folded {
                 .iter()
                 .map(|&id| profile.frames[id].function.replace(';', ":"));
             let mut line: Vec<String> = Vec::with_capacity(stack.frames.len() + 1);
-            if stack.truncated {
+            if stack.truncated() {
                 line.push("[truncated]".to_owned());
             }
             line.extend(names);

@@ -123,7 +123,7 @@ fn write_functions(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
 
 fn human(interval: Duration) -> String {
     let micros = interval.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         format!("{} ms", micros / 1000)
     } else {
         format!("{micros} us")

@@ -38,7 +38,7 @@ const PHASE_MASK: u32 = 3;
 pub type UnwindCache = CacheX86_64<MustNotAllocateDuringUnwind>;
 
 /// Why the handler stopped unwinding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StopReason {
     /// The unwinder found the end of the stack.
     Complete,
@@ -248,6 +248,7 @@ mod tests {
         assert_ne!(next, armed);
         // SAFETY: as above.
         assert!(unsafe { slot.claim(armed) }.is_none());
+        // SAFETY: as above.
         assert!(unsafe { slot.claim(next) }.is_some());
         assert_eq!(slot.wait(next, Duration::from_millis(1)), Wait::Stuck);
         slot.publish(next);

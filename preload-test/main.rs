@@ -1,0 +1,9 @@
+//! Integration tests: real C programs from `programs/` run under `LD_PRELOAD`, with
+//! assertions on what a user reads: stacks, counts, files, exit codes, stderr.
+
+mod dump;
+mod settings;
+mod signals;
+mod support;
+mod threads;
+mod unwinding;

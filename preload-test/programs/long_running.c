@@ -1,0 +1,32 @@
+/* Runs for a given time in busy_loop after changing to /, printing a line on start so a test
+ * knows it is running. Args: milliseconds, exit code. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile unsigned long sink;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+__attribute__((noinline)) void busy_loop(double seconds) {
+    double end = now() + seconds;
+    while (now() < end)
+        for (int i = 0; i < 1000; i++)
+            sink++;
+}
+
+int main(int argc, char **argv) {
+    double seconds = (argc > 1 ? atoi(argv[1]) : 1000) / 1000.0;
+    if (chdir("/") != 0)
+        return 98;
+    printf("running\n");
+    fflush(stdout);
+    busy_loop(seconds);
+    printf("done\n");
+    return argc > 2 ? atoi(argv[2]) : 0;
+}

@@ -1,0 +1,56 @@
+/* Prints the worker's tid; a worker thread that burns CPU in worker_spin for a while and exits, while main waits for
+ * it in main_wait and then keeps running. Args: worker milliseconds, main milliseconds after
+ * the worker ended, exit code. */
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static volatile unsigned long sink;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+__attribute__((noinline)) void worker_spin(double seconds) {
+    double end = now() + seconds;
+    unsigned long x = sink;
+    while (now() < end)
+        for (int i = 0; i < 10000; i++)
+            x = x * 6364136223846793005UL + 1;
+    sink = x;
+}
+
+static void *worker(void *arg) {
+    printf("worker tid %ld\n", (long)syscall(SYS_gettid));
+    fflush(stdout);
+    worker_spin(*(double *)arg);
+    return NULL;
+}
+
+__attribute__((noinline)) void main_wait(pthread_t thread) {
+    pthread_join(thread, NULL);
+    __asm__ volatile("" ::: "memory"); /* keep pthread_join from becoming a tail call */
+}
+
+__attribute__((noinline)) void main_after(double seconds) {
+    double end = now() + seconds;
+    while (now() < end)
+        sink++;
+}
+
+int main(int argc, char **argv) {
+    double worker_seconds = (argc > 1 ? atoi(argv[1]) : 500) / 1000.0;
+    double after_seconds = (argc > 2 ? atoi(argv[2]) : 100) / 1000.0;
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, worker, &worker_seconds) != 0)
+        return 99;
+    main_wait(thread);
+    main_after(after_seconds);
+    printf("done\n");
+    return argc > 3 ? atoi(argv[3]) : 0;
+}

@@ -1,0 +1,52 @@
+//! A program with its own SIGPROF handler keeps getting its own signals, and only those, while
+//! it is sampled; and it reads back its own handler.
+
+use crate::support::{build, run};
+
+fn ticks(stdout: &str) -> u64 {
+    let line = stdout.lines().find(|l| l.starts_with("ticks ")).unwrap();
+    line[6..].parse().unwrap()
+}
+
+fn assert_own_handler_kept(api: &str) {
+    let exe = build("own_sigprof", &["-O2"]);
+    let plain = run(&exe, &[api, "800"], &[], false);
+    let profiled = run(
+        &exe,
+        &[api, "800"],
+        &[("STACKSAMPLE_INTERVAL", "1ms")],
+        true,
+    );
+    assert_eq!(plain.code(), Some(0));
+    assert_eq!(profiled.code(), Some(0), "{}", profiled.stderr());
+    assert!(
+        profiled.stdout().contains("handler kept yes"),
+        "{}",
+        profiled.stdout()
+    );
+    let (own, theirs) = (ticks(&plain.stdout()), ticks(&profiled.stdout()));
+    // ITIMER_PROF at 10 ms over 0.8 s of CPU: about 80. Our 1 kHz requests must not reach
+    // the program's handler, and its own signals must.
+    assert!((40..=120).contains(&own), "plain run saw {own} ticks");
+    assert!(
+        theirs >= own / 2 && theirs <= own * 2,
+        "profiled run saw {theirs} ticks, plain {own}"
+    );
+    let folded = profiled.folded();
+    assert!(
+        folded.total() >= 300,
+        "sampling stopped: {}",
+        folded.total()
+    );
+    assert!(folded.ratio_with("burn_cpu") >= 0.9);
+}
+
+#[test]
+fn sigaction_handler_still_gets_its_signals() {
+    assert_own_handler_kept("sigaction");
+}
+
+#[test]
+fn signal_handler_still_gets_its_signals() {
+    assert_own_handler_kept("signal");
+}

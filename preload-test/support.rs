@@ -1,0 +1,246 @@
+//! Shared helpers: build a C fixture, run it under `LD_PRELOAD`, read the files it wrote.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+/// `libstacksample.so` built with this test binary. Cargo rebuilds it in `deps/` beside the
+/// test, but copies it up to `target/<profile>/` only for `cargo build`, so that copy can be
+/// stale.
+pub fn library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("libstacksample.so");
+    assert!(lib.is_file(), "{} not built", lib.display());
+    lib
+}
+
+static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Compiles `programs/<name>.c` with `flags` (once per process) and returns the executable.
+pub fn build(name: &str, flags: &[&str]) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("preload-test/programs")
+        .join(format!("{name}.c"));
+    let tag: String = flags.concat().replace(['-', '=', ' '], "");
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(format!("{name}{tag}"));
+    let mut built = BUILT.lock().unwrap();
+    if !built.contains(&exe) {
+        let status = Command::new("cc")
+            .args(flags)
+            .arg("-g")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&source)
+            .arg("-lpthread")
+            .status()
+            .expect("cannot run cc: install gcc (scripts/install-deps.sh)");
+        assert!(status.success(), "cc failed for {}", source.display());
+        built.push(exe.clone());
+    }
+    exe
+}
+
+/// A finished run in its own directory.
+pub struct Run {
+    pub output: Output,
+    pub dir: tempfile::TempDir,
+}
+
+/// Runs `exe args` in a fresh directory; `preload` adds the library to `LD_PRELOAD`.
+pub fn run(exe: &Path, args: &[&str], env: &[(&str, &str)], preload: bool) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    configure(&mut command, env, preload);
+    let output = command.output().unwrap();
+    Run { output, dir }
+}
+
+/// Sets the environment: no inherited `STACKSAMPLE_*`, then `env`, then the preload.
+pub fn configure(command: &mut Command, env: &[(&str, &str)], preload: bool) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STACKSAMPLE_") || key == "LD_PRELOAD" {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    if preload {
+        command.env("LD_PRELOAD", library());
+    }
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// Files in the run directory whose names start with `prefix`.
+    pub fn files(&self, prefix: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The one file with this extension.
+    pub fn profile_file(&self, extension: &str) -> PathBuf {
+        let files: Vec<PathBuf> = self
+            .files("stacksample.")
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "expected one .{extension}: {files:?}\n{}",
+            self.stderr()
+        );
+        files[0].clone()
+    }
+
+    pub fn folded(&self) -> Folded {
+        Folded::read(&self.profile_file("folded"))
+    }
+
+    pub fn report(&self) -> Report {
+        Report::read(&self.profile_file("txt"))
+    }
+}
+
+/// A parsed `.folded` file.
+#[derive(Debug)]
+pub struct Folded {
+    pub stacks: Vec<(Vec<String>, u64)>,
+}
+
+impl Folded {
+    pub fn read(path: &Path) -> Folded {
+        let text = std::fs::read_to_string(path).unwrap();
+        Folded::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Folded {
+        let stacks = text
+            .lines()
+            .map(|line| {
+                let (stack, count) = line.rsplit_once(' ').expect("folded line without count");
+                let frames = stack.split(';').map(str::to_owned).collect();
+                (frames, count.parse().expect("count"))
+            })
+            .collect();
+        Folded { stacks }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.stacks.iter().map(|(_, c)| c).sum()
+    }
+
+    /// Samples whose stack satisfies `pred`.
+    pub fn count(&self, pred: impl Fn(&[String]) -> bool) -> u64 {
+        self.stacks
+            .iter()
+            .filter(|(frames, _)| pred(frames))
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// Samples whose stack has `chain` as consecutive frames.
+    pub fn count_chain(&self, chain: &[&str]) -> u64 {
+        self.count(|frames| frames.windows(chain.len()).any(|w| w == chain))
+    }
+
+    /// Samples with `function` anywhere on the stack.
+    pub fn count_with(&self, function: &str) -> u64 {
+        self.count(|frames| frames.iter().any(|f| f == function))
+    }
+
+    pub fn ratio_with(&self, function: &str) -> f64 {
+        self.count_with(function) as f64 / self.total().max(1) as f64
+    }
+}
+
+/// A parsed `.txt` report: header fields and the function table.
+#[derive(Debug)]
+pub struct Report {
+    pub text: String,
+    pub header: HashMap<String, Vec<String>>,
+    /// function -> (total, self, module)
+    pub functions: HashMap<String, (u64, u64, String)>,
+}
+
+impl Report {
+    pub fn read(path: &Path) -> Report {
+        Report::parse(&std::fs::read_to_string(path).unwrap())
+    }
+
+    pub fn parse(text: &str) -> Report {
+        let mut header: HashMap<String, Vec<String>> = HashMap::new();
+        let mut functions = HashMap::new();
+        let mut in_table = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("total") {
+                in_table = true;
+                continue;
+            }
+            if in_table {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let rest = line.splitn(3, '%').nth(2).unwrap_or_default().trim();
+                let (function, module) = rest.rsplit_once("  [").expect("module column");
+                functions.insert(
+                    function.to_owned(),
+                    (
+                        fields[0].parse().unwrap(),
+                        fields[2].parse().unwrap(),
+                        module.trim_end_matches(']').to_owned(),
+                    ),
+                );
+            } else if let Some((key, value)) = line.split_once(':') {
+                header
+                    .entry(key.trim().to_owned())
+                    .or_default()
+                    .push(value.trim().to_owned());
+            }
+        }
+        Report {
+            text: text.to_owned(),
+            header,
+            functions,
+        }
+    }
+
+    pub fn field(&self, key: &str) -> &str {
+        &self
+            .header
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in\n{}", self.text))[0]
+    }
+
+    /// First number in a header field.
+    pub fn number(&self, key: &str) -> u64 {
+        let field = self.field(key);
+        let digits: String = field.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().unwrap_or_else(|_| panic!("{key}: {field}"))
+    }
+
+    /// Samples in the profile (the `samples:` line).
+    pub fn samples(&self) -> u64 {
+        self.number("samples")
+    }
+}

@@ -1,0 +1,106 @@
+//! Choosing threads by id: a worker thread, a thread that does not exist, a thread that exits
+//! while sampled. Thread ids are made predictable by running the program as pid 1 of a new
+//! pid namespace (`unshare`, as root): the program is 1, the profiler's drain and sampler
+//! threads (started by the constructor) are 2 and 3, and the program's first thread is 4.
+//! The fixture prints its worker's tid, so a change in that order shows up as such.
+
+use std::process::Command;
+
+use crate::support::{build, configure, library, Run};
+
+/// Runs `exe args` as pid 1 of a fresh pid namespace with `/proc` remounted for it.
+fn run_in_pid_namespace(exe: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc", "--", "env"])
+        .arg(format!("LD_PRELOAD={}", library().display()))
+        .arg(exe)
+        .args(args)
+        .current_dir(dir.path());
+    // Only the program is preloaded (by `env`, right before its exec), not unshare.
+    configure(&mut command, env, false);
+    let output = command.output().expect("unshare (util-linux) is required");
+    Run { output, dir }
+}
+
+#[test]
+fn worker_thread_chosen_by_tid() {
+    let exe = build("threads", &["-O2"]);
+    let env = [("STACKSAMPLE_TID", "4"), ("STACKSAMPLE_INTERVAL", "1ms")];
+    let run = run_in_pid_namespace(&exe, &["600", "100", "0"], &env);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "worker tid 4\ndone\n");
+    let folded = run.folded();
+    assert!(folded.total() >= 200, "{} samples", folded.total());
+    assert!(
+        folded.ratio_with("worker_spin") >= 0.95,
+        "{:?}",
+        folded.stacks
+    );
+    assert_eq!(folded.count_with("main"), 0, "main thread sampled");
+    let from_thread_start = folded.count_chain(&["worker", "worker_spin"]);
+    assert!(
+        from_thread_start as f64 >= 0.95 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    let report = run.report();
+    assert!(
+        report.number("incomplete") as f64 <= 0.05 * folded.total() as f64,
+        "{}",
+        report.text
+    );
+    assert!(
+        report.field("thread").starts_with("4 (threadsO2)"),
+        "{}",
+        report.text
+    );
+    assert!(report.field("thread").contains("exited"), "{}", report.text);
+}
+
+#[test]
+fn thread_that_exits_while_sampled_ends_cleanly() {
+    let exe = build("threads", &["-O2"]);
+    let env = [
+        ("STACKSAMPLE_TID", "main,4"),
+        ("STACKSAMPLE_INTERVAL", "2ms"),
+    ];
+    let run = run_in_pid_namespace(&exe, &["300", "400", "3"], &env);
+    assert_eq!(run.code(), Some(3), "{}", run.stderr());
+    assert_eq!(run.stdout(), "worker tid 4\ndone\n");
+    let report = run.report();
+    let threads = &report.header["thread"];
+    assert_eq!(threads.len(), 2, "{}", report.text);
+    assert!(
+        threads[1].starts_with("4 (threadsO2)") && threads[1].ends_with("exited"),
+        "{threads:?}"
+    );
+    let folded = run.folded();
+    assert!(folded.count_with("worker_spin") >= 50);
+    assert!(folded.count_with("main_after") >= 50);
+    assert!(folded.count_with("main_wait") >= 50);
+}
+
+#[test]
+fn thread_that_does_not_exist_is_reported() {
+    let exe = build("threads", &["-O2"]);
+    let env = [("STACKSAMPLE_TID", "77")];
+    let run = run_in_pid_namespace(&exe, &["100", "50", "5"], &env);
+    assert_eq!(run.code(), Some(5));
+    assert_eq!(run.stdout(), "worker tid 4\ndone\n");
+    let stderr = run.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("stacksample: thread 77 is not a thread"),
+        "{stderr}"
+    );
+    let report = run.report();
+    assert!(
+        report.field("thread").contains("never found"),
+        "{}",
+        report.text
+    );
+    assert_eq!(report.samples(), 0);
+}

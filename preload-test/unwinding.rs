@@ -1,0 +1,135 @@
+//! Stacks are complete and correctly split, with and without frame pointers, through libc,
+//! and cut (and counted) at the depth limit.
+
+use crate::support::{build, run};
+
+const HANDLER_FRAMES: [&str; 3] = ["on_sample_signal", "__restore_rt", "take_sample"];
+
+fn assert_hot_split(flags: &[&str]) {
+    let exe = build("hot", flags);
+    let run = run(&exe, &["8000"], &[("STACKSAMPLE_INTERVAL", "1ms")], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "done 0\n");
+    let folded = run.folded();
+    let total = folded.total();
+    assert!(total >= 300, "only {total} samples");
+
+    let main_share = folded.ratio_with("main");
+    assert!(
+        main_share >= 0.99,
+        "{flags:?}: {main_share} of samples reach main"
+    );
+    for (chain_end, expected) in [("a", 0.5), ("b", 0.3), ("c", 0.2)] {
+        let level1 = format!("level1_{chain_end}");
+        let hot = format!("hot_{chain_end}");
+        let chain = ["main", level1.as_str(), hot.as_str(), "burn"];
+        let share = folded.count_chain(&chain) as f64 / total as f64;
+        assert!(
+            (share - expected).abs() <= 0.05,
+            "{flags:?}: {chain:?} has {share:.3} of samples, expected {expected}"
+        );
+    }
+    for frame in HANDLER_FRAMES {
+        assert_eq!(
+            folded.count_with(frame),
+            0,
+            "handler frame {frame} in a stack"
+        );
+    }
+    let report = run.report();
+    assert_eq!(report.samples(), total);
+    let burn_self = report.functions["burn"].1 as f64 / total as f64;
+    assert!(
+        burn_self >= 0.99,
+        "burn is the leaf of only {burn_self} of samples"
+    );
+    assert_eq!(report.functions["main"].0, total);
+    assert_eq!(
+        report.functions["hot_a"].2,
+        exe.file_name().unwrap().to_str().unwrap()
+    );
+}
+
+#[test]
+fn hot_chains_without_frame_pointers() {
+    assert_hot_split(&["-O2", "-fomit-frame-pointer"]);
+}
+
+#[test]
+fn hot_chains_with_frame_pointers() {
+    assert_hot_split(&["-O2", "-fno-omit-frame-pointer"]);
+}
+
+#[test]
+fn time_in_libc_reaches_main() {
+    let exe = build("libc_time", &["-O2", "-fomit-frame-pointer"]);
+    let run = run(&exe, &["30"], &[("STACKSAMPLE_INTERVAL", "1ms")], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let report = run.report();
+    let total = folded.total();
+    assert!(total >= 200, "only {total} samples");
+    assert!(folded.ratio_with("main") >= 0.99, "{:?}", folded.stacks);
+
+    // qsort's own frames lie between main's callee and the comparator.
+    let through_qsort = folded.count(|frames| {
+        let sort = frames.iter().position(|f| f == "sort_round");
+        let compare = frames.iter().position(|f| f == "compare_ints");
+        matches!((sort, compare), (Some(s), Some(c)) if c > s + 1)
+    });
+    assert!(
+        through_qsort > 0,
+        "no stack main;sort_round;<libc>;compare_ints"
+    );
+    let libc_frames = report
+        .functions
+        .values()
+        .filter(|(_, _, module)| module.starts_with("libc.so"))
+        .count();
+    assert!(libc_frames >= 2, "libc frames missing:\n{}", report.text);
+    // memcpy runs inside libc with copy_round as caller.
+    let copy_leaf_in_libc = folded.count(|frames| {
+        frames.iter().any(|f| f == "copy_round") && frames.last().unwrap() != "copy_round"
+    });
+    assert!(copy_leaf_in_libc > 0, "no samples inside memcpy");
+}
+
+#[test]
+fn deep_recursion_is_complete_below_the_limit() {
+    let exe = build("recurse", &["-O2"]);
+    let run = run(
+        &exe,
+        &["100", "100"],
+        &[("STACKSAMPLE_INTERVAL", "1ms")],
+        true,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let deep = folded.count(|frames| {
+        frames.iter().filter(|f| *f == "recurse").count() == 100 && frames.contains(&"main".into())
+    });
+    assert!(
+        deep as f64 >= 0.95 * folded.total() as f64,
+        "{deep} of {}",
+        folded.total()
+    );
+    assert_eq!(run.report().number("truncated"), 0);
+}
+
+#[test]
+fn stacks_beyond_max_depth_are_cut_and_counted() {
+    let exe = build("recurse", &["-O2"]);
+    let env = [
+        ("STACKSAMPLE_INTERVAL", "1ms"),
+        ("STACKSAMPLE_MAXDEPTH", "64"),
+    ];
+    let run = run(&exe, &["500", "60"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let report = run.report();
+    let truncated = folded.count(|frames| frames[0] == "[truncated]");
+    assert!(truncated as f64 >= 0.95 * folded.total() as f64);
+    assert!(folded.stacks.iter().all(|(frames, _)| frames.len() <= 65));
+    assert_eq!(report.number("truncated"), truncated);
+    assert!(report.number("incomplete") >= truncated);
+}
