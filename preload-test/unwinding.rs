@@ -133,3 +133,47 @@ fn stacks_beyond_max_depth_are_cut_and_counted() {
     assert_eq!(report.number("truncated"), truncated);
     assert!(report.number("incomplete") >= truncated);
 }
+
+fn assert_handler_stacks_reach_main(mode: &str) {
+    let exe = build("sigframe", &["-O2"]);
+    let run = run(
+        &exe,
+        &[mode, "1000"],
+        &[("STACKSAMPLE_INTERVAL", "1ms")],
+        true,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let in_handler = folded.count_with("spin_in_handler");
+    // How many land in the handler depends on timer delivery on a loaded machine; what
+    // matters is that those that do unwind through the signal frame.
+    assert!(
+        in_handler >= 10,
+        "{mode}: {in_handler} samples in the handler: {:?}",
+        folded.stacks
+    );
+    // Through the signal frame: the interrupted main_loop sits below the handler.
+    let through = folded.count(|frames| {
+        let outer = frames.iter().position(|f| f == "main_loop");
+        let inner = frames.iter().position(|f| f == "alarm_handler");
+        matches!((outer, inner), (Some(o), Some(i)) if o < i) && frames.contains(&"main".into())
+    });
+    assert!(
+        through as f64 >= 0.95 * in_handler as f64,
+        "{mode}: {through} of {in_handler} handler samples reach main: {:?}",
+        folded.stacks
+    );
+    for frame in HANDLER_FRAMES {
+        assert_eq!(folded.count_with(frame), 0, "{frame} in a stack");
+    }
+}
+
+#[test]
+fn program_signal_handler_stacks_reach_main() {
+    assert_handler_stacks_reach_main("normal");
+}
+
+#[test]
+fn program_signal_handler_on_alternate_stack_reaches_main() {
+    assert_handler_stacks_reach_main("altstack");
+}

@@ -178,7 +178,9 @@ fn walk(
             stack = bounds;
             regs = UnwindRegsX86_64::new(saved.ip, saved.sp, saved.bp);
             address = FrameAddress::from_instruction_pointer(saved.ip);
-            if !frames.push(saved.ip) {
+            // Stored one past the interrupted instruction: names are looked up at return
+            // address minus one, which then lands on the instruction itself.
+            if !frames.push(saved.ip.wrapping_add(1)) {
                 return (frames.depth, StopReason::DepthLimit);
             }
             continue;
