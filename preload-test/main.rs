@@ -2,6 +2,7 @@
 //! assertions on what a user reads: stacks, counts, files, exit codes, stderr.
 
 mod dump;
+mod exec;
 mod settings;
 mod signals;
 mod support;

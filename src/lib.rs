@@ -48,6 +48,7 @@
 
 pub mod drain;
 pub mod error;
+mod exec;
 pub mod modules;
 pub mod output;
 mod preload;

@@ -1,56 +1,100 @@
 //! Constructor and destructor of the preloaded library: start from the environment, finish
-//! at exit. Every error ends here as one `stacksample: ...` line; the program runs on as it
-//! would without us.
+//! at exit (and before an exec, see `exec`). Every error ends here as one
+//! `stacksample: ...` line; the program runs on as it would without us.
 
 use std::ffi::CStr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::error::Error;
 use crate::session::Session;
 use crate::settings::Settings;
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+/// Kept to resume sampling when an exec fails.
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 #[ctor::ctor]
 fn on_load() {
     if !loaded_by_ld_preload() {
         return;
     }
-    guarded(|| match start() {
-        Ok(session) => {
-            if let Ok(mut slot) = SESSION.lock() {
-                *slot = Some(session);
-            }
+    guarded(|| {
+        if let Err(error) = start() {
+            eprintln!("{error}");
         }
-        Err(error) => eprintln!("{error}"),
     });
 }
 
 #[ctor::dtor]
 fn on_exit() {
     guarded(|| {
-        let Some(session) = SESSION.lock().ok().and_then(|mut s| s.take()) else {
-            return;
-        };
-        // SAFETY: getpid has no preconditions.
-        if session.pid() != unsafe { libc::getpid() } {
-            return; // a forked child: its parent owns the session and its threads
+        finish_own_session();
+    });
+}
+
+/// Called before the process image is replaced: stops sampling, writes the profile, and
+/// drops any request of ours still pending. True if a session was running.
+pub(crate) fn suspend_for_exec() -> bool {
+    let mut suspended = false;
+    guarded(|| {
+        suspended = finish_own_session();
+        if suspended {
+            crate::signal::discard_pending_requests();
         }
-        if let Err(error) = session.finish() {
-            eprintln!("{error}");
+    });
+    suspended
+}
+
+/// Called when an exec returned (failed) after `suspend_for_exec`.
+pub(crate) fn resume_after_failed_exec() {
+    guarded(|| {
+        if let Some(settings) = SETTINGS.get() {
+            if let Err(error) = run(settings.clone()) {
+                eprintln!("{error}");
+            }
         }
     });
 }
 
-fn start() -> Result<Session, Error> {
+/// Finishes the session this process started, if any. A forked child (or a vfork child,
+/// which shares our memory) never touches its parent's session.
+fn finish_own_session() -> bool {
+    let Ok(mut slot) = SESSION.try_lock() else {
+        return false;
+    };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if slot.as_ref().is_none_or(|session| session.pid() != pid) {
+        return false;
+    }
+    let Some(session) = slot.take() else {
+        return false;
+    };
+    drop(slot);
+    if let Err(error) = session.finish() {
+        eprintln!("{error}");
+    }
+    true
+}
+
+fn start() -> Result<(), Error> {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let start_dir = std::env::current_dir()
         .map_err(|source| Error::io("read the current directory", ".", source))?;
     let settings = Settings::from_env(pid, &start_dir)?;
-    Session::start(settings)
+    let _ = SETTINGS.set(settings.clone());
+    run(settings)
+}
+
+fn run(settings: Settings) -> Result<(), Error> {
+    let session = Session::start(settings)?;
+    if let Ok(mut slot) = SESSION.lock() {
+        *slot = Some(session);
+    }
+    Ok(())
 }
 
 /// Runs `body`, turning a panic into one stderr line instead of unwinding into C.

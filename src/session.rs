@@ -12,7 +12,6 @@ use crate::error::Error;
 use crate::modules::ModuleRegistry;
 use crate::sampler::Sampler;
 use crate::settings::{Settings, ThreadChoice};
-use crate::signal::slot::SlotPool;
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::Stats;
 use crate::threads;
@@ -43,11 +42,7 @@ impl Session {
             signal::publish_snapshot(first.snapshot);
             let _ = to_drain.send(DrainMessage::Modules(first.map));
         }
-        signal::install(SlotPool::new(settings.max_depth), settings.dump_signal)?;
-        let pool = signal::pool().ok_or(Error::System {
-            action: "find the sample slots",
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })?;
+        let pool = signal::install(settings.max_depth, settings.dump_signal)?;
         let stats = Arc::new(Stats::default());
         let context = DumpContext {
             settings: settings.clone(),

@@ -57,7 +57,7 @@ pub extern "C" fn on_dump_signal(
 
 /// Our requests are queued by this process with `SI_QUEUE` and a value whose upper half is
 /// [`REQUEST_MAGIC`]; the lower half names the slot and its armed word.
-fn decode_request(info: *const libc::siginfo_t) -> Option<(usize, u32)> {
+pub(super) fn decode_request(info: *const libc::siginfo_t) -> Option<(usize, u32)> {
     if info.is_null() {
         return None;
     }

@@ -125,21 +125,24 @@ impl Control {
     }
 }
 
-/// Installs the sampling handler (and the dump handler) once per process. `pool` must outlive
-/// the process, which is why it is leaked here.
-pub fn install(pool: SlotPool, dump_signal: Option<libc::c_int>) -> Result<(), Error> {
-    let pool = Box::into_raw(Box::new(pool));
-    if POOL
-        .compare_exchange(ptr::null_mut(), pool, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        // SAFETY: `pool` came from Box::into_raw above and was never shared.
-        drop(unsafe { Box::from_raw(pool) });
-        return Err(Error::System {
-            action: "start a second profiler in this process",
-            source: io::Error::from(io::ErrorKind::AlreadyExists),
-        });
+/// Installs the sampling handler (and the dump handler) once per process and returns the
+/// slot pool. The handlers stay installed for the life of the process (a late request must
+/// never meet the default action); a later call reuses them and the pool if it is deep enough.
+pub fn install(
+    max_depth: usize,
+    dump_signal: Option<libc::c_int>,
+) -> Result<&'static SlotPool, Error> {
+    if let Some(pool) = pool() {
+        if pool.max_depth() < max_depth {
+            return Err(Error::System {
+                action: "restart with a larger STACKSAMPLE_MAXDEPTH in this process",
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        return Ok(pool);
     }
+    let pool: &'static SlotPool = Box::leak(Box::new(SlotPool::new(max_depth)));
+    POOL.store(pool as *const SlotPool as *mut SlotPool, Ordering::Release);
     PROGRAM_SAMPLE_ACTION.take_over(
         SAMPLE_SIGNAL,
         handler::on_sample_signal as *const () as usize,
@@ -147,7 +150,44 @@ pub fn install(pool: SlotPool, dump_signal: Option<libc::c_int>) -> Result<(), E
     if let Some(sig) = dump_signal {
         PROGRAM_DUMP_ACTION.take_over(sig, handler::on_dump_signal as *const () as usize)?;
     }
-    Ok(())
+    Ok(pool)
+}
+
+/// Takes a request of ours that is pending on the calling thread (possible only while the
+/// thread blocks the sampling signal) so that it cannot outlive an exec. Anything else that
+/// was pending is queued again.
+pub fn discard_pending_requests() {
+    // SAFETY: sigset_t and siginfo_t are plain data; the calls only use these locals; the
+    // signal mask is restored before returning.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        if libc::sigismember(&pending, SAMPLE_SIGNAL) != 1 {
+            return;
+        }
+        let mut only_sample: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut only_sample);
+        libc::sigaddset(&mut only_sample, SAMPLE_SIGNAL);
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &only_sample, &mut previous);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let no_wait = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if libc::sigtimedwait(&only_sample, &mut info, &no_wait) == SAMPLE_SIGNAL
+            && handler::decode_request(&info).is_none()
+        {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                libc::getpid(),
+                libc::gettid(),
+                SAMPLE_SIGNAL,
+                &info as *const libc::siginfo_t,
+            );
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, ptr::null_mut());
+    }
 }
 
 /// The installed slot pool, if `install` ran.

@@ -75,6 +75,7 @@ unsafe impl Sync for SampleSlot {}
 /// All slots, plus the counter of requests whose handler came too late.
 pub struct SlotPool {
     pub slots: Box<[SampleSlot]>,
+    max_depth: usize,
     /// Signals that arrived after the sampler had given up on them.
     pub late_signals: AtomicU64,
 }
@@ -107,8 +108,14 @@ impl SlotPool {
             .collect();
         SlotPool {
             slots,
+            max_depth,
             late_signals: AtomicU64::new(0),
         }
+    }
+
+    /// Frames each slot holds.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
     }
 
     /// An idle slot and its index, if any.

@@ -1,0 +1,45 @@
+/* Burns CPU, then blocks SIGPROF (so a sample request can be left pending), burns a little
+ * more, and execs itself as "child" without LD_PRELOAD: a request of the profiler still
+ * pending at the exec would kill the child (default action) as soon as it unblocks SIGPROF.
+ * Args: none (parent) or "child". */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile unsigned long sink;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+__attribute__((noinline)) void burn(double seconds) {
+    double end = now() + seconds;
+    while (now() < end)
+        for (int i = 0; i < 1000; i++)
+            sink++;
+}
+
+int main(int argc, char **argv) {
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    if (argc > 1 && strcmp(argv[1], "child") == 0) {
+        sigprocmask(SIG_UNBLOCK, &prof, NULL);
+        burn(0.05);
+        printf("child ok\n");
+        return 0;
+    }
+    burn(0.3);
+    sigprocmask(SIG_BLOCK, &prof, NULL);
+    burn(0.1);
+    char *child_argv[] = {argv[0], "child", NULL};
+    char *child_env[] = {"PATH=/usr/bin:/bin", NULL};
+    fflush(stdout);
+    execve("/proc/self/exe", child_argv, child_env);
+    perror("execve");
+    return 1;
+}

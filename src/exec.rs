@@ -1,0 +1,143 @@
+//! `execve` and friends as the program sees them with the library loaded.
+//!
+//! A new program image starts with SIGPROF at its default action, terminate; a sample
+//! request of ours still pending at that moment would kill it. So before the image is
+//! replaced, sampling stops, the profile is written (the destructor will not run), and any
+//! pending request of ours is discarded. If the exec fails, sampling resumes.
+//!
+//! Covered: `execve`, `execv`, `execvp`, `execvpe`, `fexecve`. The variadic `execl*` cannot
+//! be defined in stable Rust; glibc's versions call the system call directly, so a program
+//! that uses them and blocks SIGPROF while our request is pending can still be hit.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::preload;
+
+type ExecPath =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+type ExecFile = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
+
+/// glibc's `execvp` and `execvpe` (PATH search and the ENOEXEC shell fallback), looked up
+/// once at load time: `dlsym` is not safe in a forked child of a threaded program.
+static GLIBC_EXECVP: AtomicUsize = AtomicUsize::new(0);
+static GLIBC_EXECVPE: AtomicUsize = AtomicUsize::new(0);
+
+#[ctor::ctor]
+fn resolve_glibc_exec() {
+    GLIBC_EXECVP.store(next_symbol(c"execvp"), Ordering::Release);
+    GLIBC_EXECVPE.store(next_symbol(c"execvpe"), Ordering::Release);
+}
+
+fn next_symbol(name: &CStr) -> usize {
+    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other preconditions.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
+}
+
+/// Stops sampling around an exec and resumes it if the exec returns (it failed).
+fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+    let suspended = preload::suspend_for_exec();
+    let result = exec();
+    if suspended {
+        // SAFETY: __errno_location is always valid for the calling thread.
+        let errno = unsafe { *libc::__errno_location() };
+        preload::resume_after_failed_exec();
+        // SAFETY: as above; the caller reads errno from the failed exec.
+        unsafe { *libc::__errno_location() = errno };
+    }
+    result
+}
+
+fn missing_function() -> c_int {
+    // SAFETY: __errno_location is always valid for the calling thread.
+    unsafe { *libc::__errno_location() = libc::ENOSYS };
+    -1
+}
+
+/// Interposed `execve(2)`.
+///
+/// # Safety
+/// As for `execve(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the system call validates the caller's pointers itself (EFAULT).
+    around_exec(|| unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int })
+}
+
+/// Interposed `execv(3)`.
+///
+/// # Safety
+/// As for `execv(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    // SAFETY: `environ` is the process environment glibc maintains; the system call
+    // validates the pointers.
+    around_exec(|| unsafe { libc::syscall(libc::SYS_execve, path, argv, environ) as c_int })
+}
+
+/// Interposed `fexecve(3)`.
+///
+/// # Safety
+/// As for `fexecve(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let empty = c"".as_ptr();
+    // SAFETY: execveat with AT_EMPTY_PATH runs the file `fd` refers to, as glibc does.
+    around_exec(|| unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            empty,
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        ) as c_int
+    })
+}
+
+/// Interposed `execvp(3)`.
+///
+/// # Safety
+/// As for `execvp(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    let glibc = GLIBC_EXECVP.load(Ordering::Acquire);
+    if glibc == 0 {
+        return missing_function();
+    }
+    // SAFETY: the address is glibc's execvp, which has this signature.
+    let glibc: ExecFile = unsafe { std::mem::transmute::<usize, ExecFile>(glibc) };
+    // SAFETY: forwarded preconditions.
+    around_exec(|| unsafe { glibc(file, argv) })
+}
+
+/// Interposed `execvpe(3)`.
+///
+/// # Safety
+/// As for `execvpe(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let glibc = GLIBC_EXECVPE.load(Ordering::Acquire);
+    if glibc == 0 {
+        return missing_function();
+    }
+    // SAFETY: the address is glibc's execvpe, which has this signature.
+    let glibc: ExecPath = unsafe { std::mem::transmute::<usize, ExecPath>(glibc) };
+    // SAFETY: forwarded preconditions.
+    around_exec(|| unsafe { glibc(file, argv, envp) })
+}
