@@ -37,6 +37,37 @@
 //! - [`output`]: one module per format, files replaced atomically.
 //! - [`stats`]: what was requested, taken, lost; printed in every report.
 //!
+//! ## From Rust
+//!
+//! The same engine runs without `LD_PRELOAD`: start a [`session::Session`] for a thread,
+//! finish it to write the profile.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use stacksample::session::Session;
+//! use stacksample::settings::{Settings, ThreadChoice};
+//!
+//! let dir = std::env::temp_dir().join(format!("stacksample-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let session = Session::start(Settings {
+//!     threads: vec![ThreadChoice::Tid(stacksample::threads::current_tid())],
+//!     interval: Duration::from_millis(1),
+//!     max_depth: 128,
+//!     output_prefix: dir.join("profile"),
+//!     dump_signal: None,
+//! })?;
+//! let started = Instant::now();
+//! let mut x = 1u64;
+//! while started.elapsed() < Duration::from_millis(100) {
+//!     x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+//! }
+//! session.finish()?;
+//! let folded = std::fs::read_to_string(dir.join("profile.folded"))?;
+//! assert!(!folded.is_empty());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Guarantees
 //!
 //! The handler allocates nothing, takes no lock, cannot panic, saves `errno`, reads stack
