@@ -38,7 +38,8 @@ pub struct RawSample {
 
 /// What the sampler and the session send to the drain.
 pub enum DrainMessage {
-    Sample(RawSample),
+    /// Samples in the order they were taken.
+    Samples(Vec<RawSample>),
     /// The module map of a new generation; sent before any sample of it.
     Modules(Arc<ModuleMap>),
     /// Write the profile now; report the result on `done` if given.
@@ -176,9 +177,11 @@ impl Drain {
         threads::block_signals(&[crate::signal::SAMPLE_SIGNAL]);
         for message in messages {
             match message {
-                DrainMessage::Sample(sample) => {
-                    if !self.aggregate.add(sample) {
-                        Stats::add(&self.context.stats.table_full, 1);
+                DrainMessage::Samples(samples) => {
+                    for sample in samples {
+                        if !self.aggregate.add(sample) {
+                            Stats::add(&self.context.stats.table_full, 1);
+                        }
                     }
                 }
                 DrainMessage::Modules(map) => {

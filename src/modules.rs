@@ -5,7 +5,7 @@
 //! `.eh_frame_hdr` and `.eh_frame` into memory it owns, so a `dlclose` cannot unmap what the
 //! handler reads. The result is published twice per generation:
 //! - an [`UnwindSnapshot`] for the signal handler (framehop unwinder, writable mappings that
-//!   bound stack reads, sigreturn trampolines);
+//!   bound stack reads);
 //! - a [`ModuleMap`] for the drain, kept per generation so samples taken before an unload
 //!   still get names.
 
@@ -19,9 +19,6 @@ use findshlibs::{Segment as _, SharedLibrary as _, SharedLibraryId, TargetShared
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder as _};
 
-/// `mov $15, %rax; syscall`: glibc's `__restore_rt`, where a signal handler returns to.
-const SIGRETURN_CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
-
 type UnwindModule = Module<Arc<[u8]>>;
 
 /// What the signal handler unwinds with. Built on an ordinary thread, read-only afterwards.
@@ -30,8 +27,6 @@ pub struct UnwindSnapshot {
     pub unwinder: UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>,
     /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
     writable: Vec<Range<u64>>,
-    /// Sorted addresses of signal-return trampolines.
-    trampolines: Vec<u64>,
 }
 
 impl UnwindSnapshot {
@@ -40,11 +35,6 @@ impl UnwindSnapshot {
         let after = self.writable.partition_point(|r| r.start <= address);
         let region = self.writable.get(after.checked_sub(1)?)?;
         (address < region.end).then_some(region.end)
-    }
-
-    /// Whether `address` is a signal-return trampoline. Async-signal-safe.
-    pub fn is_sigreturn_trampoline(&self, address: u64) -> bool {
-        self.trampolines.binary_search(&address).is_ok()
     }
 }
 
@@ -101,7 +91,6 @@ impl ModuleMap {
 struct Loaded {
     unwind: UnwindModule,
     info: Arc<ModuleInfo>,
-    trampolines: Vec<u64>,
 }
 
 /// Tracks loads and unloads and builds new snapshots when they happen.
@@ -156,16 +145,13 @@ impl ModuleRegistry {
 
         let mut unwinder = UnwinderX86_64::new();
         let mut modules = Vec::new();
-        let mut trampolines = Vec::new();
         for loaded in self.loaded.values() {
             unwinder.add_module(loaded.unwind.clone());
             for segment in &loaded.info.code {
                 modules.push((segment.avma.clone(), loaded.info.clone()));
             }
-            trampolines.extend_from_slice(&loaded.trampolines);
         }
         modules.sort_by_key(|(r, _)| r.start);
-        trampolines.sort_unstable();
         let writable = maps
             .iter()
             .filter(|m| m.readable && m.writable)
@@ -176,7 +162,6 @@ impl ModuleRegistry {
                 generation: self.generation,
                 unwinder,
                 writable,
-                trampolines,
             }),
             map: Arc::new(ModuleMap {
                 generation: self.generation,
@@ -241,11 +226,6 @@ fn load_module(shlib: &findshlibs::linux::SharedLibrary<'_>, maps: &[Mapping]) -
     let avma_range = loads.iter().map(|r| r.start).min().unwrap_or(0)
         ..loads.iter().map(|r| r.end).max().unwrap_or(0);
     let sections = unwind_sections(bias, &loads, &code, eh_frame_hdr_avma);
-    let trampolines = if name.starts_with("libc.so") || name.starts_with("libc-") {
-        find_sigreturn_trampolines(&code)
-    } else {
-        Vec::new()
-    };
     Loaded {
         unwind: Module::new(name.clone(), avma_range, bias, sections),
         info: Arc::new(ModuleInfo {
@@ -255,7 +235,6 @@ fn load_module(shlib: &findshlibs::linux::SharedLibrary<'_>, maps: &[Mapping]) -
             code,
             build_id,
         }),
-        trampolines,
     }
 }
 
@@ -351,22 +330,6 @@ fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Ran
     }
 }
 
-/// Addresses in `code` that hold glibc's signal-return sequence.
-fn find_sigreturn_trampolines(code: &[MappedSegment]) -> Vec<u64> {
-    let mut found = Vec::new();
-    for segment in code {
-        let len = (segment.avma.end - segment.avma.start) as usize;
-        // SAFETY: an executable PT_LOAD segment of a loaded module is mapped readable.
-        let bytes = unsafe { std::slice::from_raw_parts(segment.avma.start as *const u8, len) };
-        for (offset, window) in bytes.windows(SIGRETURN_CODE.len()).enumerate() {
-            if window == SIGRETURN_CODE {
-                found.push(segment.avma.start + offset as u64);
-            }
-        }
-    }
-    found
-}
-
 /// `dlpi_adds`/`dlpi_subs`: the loader's counts of loads and unloads, a cheap change check.
 fn dl_counts() -> (u64, u64) {
     unsafe extern "C" fn first(
@@ -418,16 +381,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_knows_this_stack_and_libc() {
+    fn snapshot_knows_this_stack_and_test_binary() {
         let generation = ModuleRegistry::new().build();
         let local = 0u64;
         let sp = &local as *const u64 as u64;
         assert!(generation.snapshot.writable_region_end(sp).unwrap() > sp);
-        assert!(
-            !generation.snapshot.trampolines.is_empty(),
-            "no __restore_rt in libc"
-        );
-        let here = snapshot_knows_this_stack_and_libc as *const () as u64;
+        let here = snapshot_knows_this_stack_and_test_binary as *const () as u64;
         let module = generation.map.find(here).expect("test binary not found");
         assert!(module.path.is_some());
         assert!(module.file_offset(here).is_some());

@@ -1,9 +1,10 @@
 //! The sampler thread: when and whom to signal.
 //!
-//! On an absolute-deadline schedule it asks each target thread for a sample, waits on a futex
-//! for the handler to publish it (with a timeout), copies it out of the slot and hands it to
-//! the drain. Between samples it rebuilds the module snapshot when libraries come and go, and
-//! frees retired snapshots once no handler can be reading them.
+//! On an absolute-deadline schedule it collects the samples its earlier requests produced,
+//! cancels requests that went unanswered too long, and sends each target thread without a
+//! request in flight a new one. Samples go to the drain in batches. Between ticks it rebuilds
+//! the module snapshot when libraries come and go, and frees retired snapshots once no
+//! handler can be reading them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,44 +13,57 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::drain::{DrainMessage, RawSample};
 use crate::modules::{ModuleRegistry, UnwindSnapshot};
-use crate::signal::slot::{SampleSlot, SlotPool, StopReason, Wait};
+use crate::signal::slot::{Progress, SlotPool, StopReason};
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::{Stats, ThreadState};
 use crate::threads;
 
-/// A handler normally answers in microseconds; a thread that is descheduled on a busy
-/// machine can take a few milliseconds. Past this the request counts as unanswered.
+/// A handler normally answers within microseconds of its signal; a thread that waits for a
+/// CPU on a busy machine can take milliseconds. Past this a request counts as unanswered.
 const MIN_RESPONSE_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
 /// A stack outside every known mapping makes us re-read `/proc/self/maps`, at most this often.
 const MIN_FORCED_REFRESH_GAP: Duration = Duration::from_millis(100);
+/// Samples sent to the drain together: one wake-up of the drain per batch, not per sample.
+const BATCH_SAMPLES: usize = 256;
+/// A partial batch is sent after this long, so a dump never misses much.
+const BATCH_AGE: Duration = Duration::from_millis(50);
+/// How often the sampler looks for stragglers while stopping.
+const STOP_POLL: Duration = Duration::from_millis(1);
 
 /// One thread the user asked for.
 struct Target {
     tid: i32,
     state: ThreadState,
+    /// Whether a request to it is in flight.
+    busy: bool,
 }
 
-/// A request whose handler started but has not finished.
-struct Stuck {
+/// A request sent and not yet collected.
+struct InFlight {
     slot: usize,
     armed: u32,
-    tid: i32,
+    target: usize,
+    sent_nanos: u64,
+    /// A handler claimed it but had not finished when the timeout passed.
+    stuck: bool,
 }
 
 pub struct Sampler {
     interval: Duration,
-    response_timeout: Duration,
+    response_timeout: u64,
     targets: Vec<Target>,
+    in_flight: Vec<InFlight>,
     registry: ModuleRegistry,
     pool: &'static SlotPool,
     to_drain: Sender<DrainMessage>,
+    batch: Vec<RawSample>,
+    batch_started: u64,
     stats: Arc<Stats>,
     /// Replaced snapshots, kept boxed at the address a late handler may still be reading
     /// until every slot is idle.
     #[allow(clippy::vec_box)]
     retired: Vec<Box<UnwindSnapshot>>,
-    stuck: Vec<Stuck>,
     refresh_wanted: bool,
     last_forced_refresh: Option<u64>,
 }
@@ -58,7 +72,6 @@ impl Sampler {
     pub fn new(
         interval: Duration,
         tids: &[i32],
-        registry: ModuleRegistry,
         pool: &'static SlotPool,
         to_drain: Sender<DrainMessage>,
         stats: Arc<Stats>,
@@ -72,27 +85,38 @@ impl Sampler {
                     ThreadState::NotFound
                 };
                 stats.set_thread_state(tid, state);
-                Target { tid, state }
+                Target {
+                    tid,
+                    state,
+                    busy: false,
+                }
             })
             .collect();
+        let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
         Sampler {
             interval,
-            response_timeout: (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT),
+            response_timeout: timeout.as_nanos() as u64,
             targets,
-            registry,
+            in_flight: Vec::new(),
+            registry: ModuleRegistry::new(),
             pool,
             to_drain,
+            batch: Vec::with_capacity(BATCH_SAMPLES),
+            batch_started: 0,
             stats,
             retired: Vec::new(),
-            stuck: Vec::new(),
             refresh_wanted: false,
             last_forced_refresh: None,
         }
     }
 
-    /// Samples until asked to stop; stuck requests still unfinished then are counted.
+    /// Samples until asked to stop, then collects what is still in flight and hands the
+    /// last batch to the drain. The module snapshot is built here, not in the constructor,
+    /// so the program starts without waiting for it; no request is sent before it exists.
     pub fn run(mut self) {
         threads::block_signals(&[signal::SAMPLE_SIGNAL]);
+        self.refresh_wanted = true;
+        self.refresh_modules(futex::monotonic_nanos());
         let interval = self.interval.as_nanos() as u64;
         let mut deadline = futex::monotonic_nanos();
         loop {
@@ -108,8 +132,8 @@ impl Sampler {
             }
             self.tick();
         }
-        self.collect_stuck();
-        Stats::add(&self.stats.stuck, self.stuck.len() as u64);
+        self.drain_in_flight();
+        self.send_batch();
     }
 
     /// Sleeps to `deadline`, forwarding dump requests on the way.
@@ -118,6 +142,7 @@ impl Sampler {
         loop {
             let requests = CONTROL.take();
             if requests & Control::DUMP != 0 {
+                self.send_batch();
                 let _ = self.to_drain.send(DrainMessage::Dump { done: None });
             }
             if requests & Control::STOP != 0 {
@@ -131,18 +156,90 @@ impl Sampler {
     }
 
     fn tick(&mut self) {
-        self.refresh_modules();
+        let now = futex::monotonic_nanos();
+        self.collect(now);
+        self.refresh_modules(now);
         for index in 0..self.targets.len() {
-            self.sample_target(index);
+            self.request(index, now);
         }
-        self.collect_stuck();
+        if !self.batch.is_empty()
+            && now.saturating_sub(self.batch_started) >= BATCH_AGE.as_nanos() as u64
+        {
+            self.send_batch();
+        }
         if !self.retired.is_empty() && self.pool.all_idle() {
             self.retired.clear();
         }
     }
 
-    fn refresh_modules(&mut self) {
-        let now = futex::monotonic_nanos();
+    /// Collects finished requests and cancels those past the timeout.
+    fn collect(&mut self, now: u64) {
+        let mut index = 0;
+        while index < self.in_flight.len() {
+            let request = &self.in_flight[index];
+            let slot = &self.pool.slots[request.slot];
+            let overdue = now.saturating_sub(request.sent_nanos) > self.response_timeout;
+            let progress = match slot.progress(request.armed) {
+                Progress::Waiting if overdue => slot.cancel(request.armed),
+                progress => progress,
+            };
+            match progress {
+                Progress::Done => {
+                    let request = self.in_flight.swap_remove(index);
+                    self.take_sample(&request);
+                    continue;
+                }
+                Progress::Cancelled => {
+                    let request = self.in_flight.swap_remove(index);
+                    self.no_response(request.target);
+                    continue;
+                }
+                Progress::Writing if overdue && !request.stuck => {
+                    // The handler holds the slot until it finishes; the thread may have a
+                    // new request meanwhile, in another slot.
+                    self.in_flight[index].stuck = true;
+                    let target = self.in_flight[index].target;
+                    self.targets[target].busy = false;
+                }
+                Progress::Waiting | Progress::Writing => {}
+            }
+            index += 1;
+        }
+    }
+
+    fn no_response(&mut self, target: usize) {
+        Stats::add(&self.stats.no_response, 1);
+        self.targets[target].busy = false;
+        if !threads::exists(self.targets[target].tid) {
+            self.set_state(target, ThreadState::Exited);
+        }
+    }
+
+    /// Waits (polling) up to the response timeout for requests still in flight when stopping;
+    /// what is left is counted as lost.
+    fn drain_in_flight(&mut self) {
+        let started = futex::monotonic_nanos();
+        loop {
+            let now = futex::monotonic_nanos();
+            self.collect(now);
+            if self.in_flight.iter().all(|r| r.stuck)
+                || now.saturating_sub(started) > self.response_timeout
+            {
+                break;
+            }
+            std::thread::sleep(STOP_POLL);
+        }
+        for request in std::mem::take(&mut self.in_flight) {
+            let slot = &self.pool.slots[request.slot];
+            match slot.cancel(request.armed) {
+                Progress::Done => self.take_sample(&request),
+                Progress::Cancelled => Stats::add(&self.stats.no_response, 1),
+                Progress::Waiting | Progress::Writing => Stats::add(&self.stats.stuck, 1),
+            }
+        }
+    }
+
+    fn refresh_modules(&mut self, now: u64) {
         let gap = MIN_FORCED_REFRESH_GAP.as_nanos() as u64;
         let force = self.refresh_wanted
             && self
@@ -155,18 +252,22 @@ impl Sampler {
         let Some(generation) = self.registry.refresh(force) else {
             return;
         };
-        // The map goes first on the same channel, so the drain knows it before any sample
-        // of its generation arrives.
+        // Samples of older generations and then the new map go first on the same channel,
+        // so the drain knows every map before any sample that needs it.
+        self.send_batch();
         let _ = self.to_drain.send(DrainMessage::Modules(generation.map));
         if let Some(old) = signal::publish_snapshot(generation.snapshot) {
             self.retired.push(old);
         }
     }
 
-    fn sample_target(&mut self, index: usize) {
-        let tid = self.targets[index].tid;
-        match self.targets[index].state {
+    /// Sends target `index` a new request unless one is in flight.
+    fn request(&mut self, index: usize, now: u64) {
+        let target = &self.targets[index];
+        let tid = target.tid;
+        match target.state {
             ThreadState::Exited => return,
+            _ if target.busy => return,
             ThreadState::NotFound if !threads::exists(tid) => return,
             ThreadState::NotFound => self.set_state(index, ThreadState::Sampling),
             ThreadState::Sampling => {}
@@ -181,8 +282,8 @@ impl Sampler {
         };
         Stats::add(&self.stats.requested, 1);
         if let Err(error) = signal::request_sample(tid, slot_index, armed) {
-            // Nothing was queued, so the cancel below always succeeds.
-            slot.wait(armed, Duration::ZERO);
+            // Nothing was queued, so nothing can claim the request.
+            slot.cancel(armed);
             if error.raw_os_error() == Some(libc::ESRCH) {
                 self.set_state(index, ThreadState::Exited);
             } else {
@@ -190,20 +291,14 @@ impl Sampler {
             }
             return;
         }
-        match slot.wait(armed, self.response_timeout) {
-            Wait::Done => self.collect(slot, armed, tid),
-            Wait::NoResponse => {
-                Stats::add(&self.stats.no_response, 1);
-                if !threads::exists(tid) {
-                    self.set_state(index, ThreadState::Exited);
-                }
-            }
-            Wait::Stuck => self.stuck.push(Stuck {
-                slot: slot_index,
-                armed,
-                tid,
-            }),
-        }
+        self.targets[index].busy = true;
+        self.in_flight.push(InFlight {
+            slot: slot_index,
+            armed,
+            target: index,
+            sent_nanos: now,
+            stuck: false,
+        });
     }
 
     fn set_state(&mut self, index: usize, state: ThreadState) {
@@ -211,35 +306,24 @@ impl Sampler {
         self.stats.set_thread_state(self.targets[index].tid, state);
     }
 
-    /// Collects stuck requests that have finished since.
-    fn collect_stuck(&mut self) {
-        let pool = self.pool;
-        let finished: Vec<Stuck> = {
-            let (done, waiting) = std::mem::take(&mut self.stuck)
-                .into_iter()
-                .partition(|s| pool.slots[s.slot].is_done(s.armed));
-            self.stuck = waiting;
-            done
-        };
-        for stuck in finished {
-            self.collect(&pool.slots[stuck.slot], stuck.armed, stuck.tid);
-        }
-    }
-
-    /// Copies a finished sample out of its slot and frees the slot.
-    fn collect(&mut self, slot: &SampleSlot, armed: u32, tid: i32) {
-        let Some(data) = slot.finished(armed) else {
+    /// Copies a finished sample out of its slot, frees the slot, and batches the sample.
+    fn take_sample(&mut self, request: &InFlight) {
+        let slot = &self.pool.slots[request.slot];
+        let Some(data) = slot.finished(request.armed) else {
             return;
         };
         let depth = data.depth.min(data.frames.len());
         let sample = RawSample {
-            tid,
+            tid: self.targets[request.target].tid,
             generation: data.generation,
             frames: data.frames[..depth].into(),
             stop: data.stop,
             handler_nanos: data.handler_nanos,
         };
-        slot.release(armed);
+        slot.release(request.armed);
+        if !request.stuck {
+            self.targets[request.target].busy = false;
+        }
         Stats::add(&self.stats.taken, 1);
         let counter = match sample.stop {
             StopReason::Complete => None,
@@ -253,8 +337,23 @@ impl Sampler {
         if let Some(counter) = counter {
             Stats::add(counter, 1);
         }
-        if let Err(TrySendError::Full(_)) = self.to_drain.try_send(DrainMessage::Sample(sample)) {
-            Stats::add(&self.stats.drain_busy, 1);
+        if self.batch.is_empty() {
+            self.batch_started = futex::monotonic_nanos();
+        }
+        self.batch.push(sample);
+        if self.batch.len() >= BATCH_SAMPLES {
+            self.send_batch();
+        }
+    }
+
+    fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SAMPLES));
+        let count = batch.len() as u64;
+        if let Err(TrySendError::Full(_)) = self.to_drain.try_send(DrainMessage::Samples(batch)) {
+            Stats::add(&self.stats.drain_busy, count);
         }
     }
 }

@@ -9,15 +9,15 @@ use crossbeam_channel::{bounded, Sender};
 
 use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
-use crate::modules::ModuleRegistry;
 use crate::sampler::Sampler;
 use crate::settings::{Settings, ThreadChoice};
+use crate::signal::slot::SPARE_SLOTS;
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::Stats;
 use crate::threads;
 
-/// Samples the drain may be behind by before new ones are dropped (and counted).
-const CHANNEL_CAPACITY: usize = 4096;
+/// Batches of samples the drain may be behind by before new ones are dropped (and counted).
+const CHANNEL_CAPACITY: usize = 64;
 /// How long the exiting program waits for its final profile. Symbolizing a large binary for
 /// the first time can take seconds.
 const FINAL_DUMP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,14 +35,9 @@ impl Session {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let tids = resolve_threads(&settings.threads, pid);
-        let mut registry = ModuleRegistry::new();
-        let first = registry.refresh(true);
         let (to_drain, from_sampler) = bounded(CHANNEL_CAPACITY);
-        if let Some(first) = first {
-            signal::publish_snapshot(first.snapshot);
-            let _ = to_drain.send(DrainMessage::Modules(first.map));
-        }
-        let pool = signal::install(settings.max_depth, settings.dump_signal)?;
+        let slots = tids.len() + SPARE_SLOTS;
+        let pool = signal::install(slots, settings.max_depth, settings.dump_signal)?;
         let stats = Arc::new(Stats::default());
         let context = DumpContext {
             settings: settings.clone(),
@@ -56,14 +51,7 @@ impl Session {
         spawn("stacksample-drain", move || {
             Drain::new(context).run(from_sampler)
         })?;
-        let sampler = Sampler::new(
-            settings.interval,
-            &tids,
-            registry,
-            pool,
-            to_drain.clone(),
-            stats,
-        );
+        let sampler = Sampler::new(settings.interval, &tids, pool, to_drain.clone(), stats);
         let sampler = spawn("stacksample-samp", move || sampler.run())?;
         Ok(Session {
             pid,

@@ -49,7 +49,7 @@ fn write_atomically(
     let result = File::create(&temporary).and_then(|file| {
         let mut out = BufWriter::new(file);
         fill(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_data()
+        out.flush()
     });
     if let Err(error) = result.and_then(|()| std::fs::rename(&temporary, path)) {
         let _ = std::fs::remove_file(&temporary);

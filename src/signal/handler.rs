@@ -8,9 +8,9 @@
 //! - signals that are not ours go to the handler the program installed.
 //!
 //! Items the handler touches: [`super::POOL`] (slots, preallocated), [`super::SNAPSHOT`]
-//! (unwinder, stack regions, sigreturn trampolines; built on the sampler thread), the
-//! [`super::ChainedAction`]s, [`super::CONTROL`], `framehop`'s `unwind_frame` with a
-//! `MustNotAllocateDuringUnwind` cache, and the system calls `getpid`, `clock_gettime`, `futex`.
+//! (unwinder and stack regions, built on the sampler thread), `SIGRETURN_TRAMPOLINE`, the
+//! [`super::ChainedAction`]s, [`super::CONTROL`] (dump handler only), `framehop`'s `unwind_frame` with a
+//! `MustNotAllocateDuringUnwind` cache, and the system calls `getpid`, `clock_gettime`, and `futex` (dump handler only).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -166,7 +166,7 @@ fn walk(
             Ok(None) => return (frames.depth, StopReason::Complete),
             Err(_) => return (frames.depth, StopReason::UnwindError),
         };
-        if snapshot.is_sigreturn_trampoline(return_address) {
+        if super::is_sigreturn_trampoline(return_address) {
             // The frame below is a signal handler of the program: continue in the code it
             // interrupted, from the registers the kernel saved on the stack.
             let Some(saved) = saved_signal_registers(&stack, regs.sp()) else {

@@ -14,7 +14,7 @@ pub mod slot;
 
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::error::Error;
 use crate::modules::UnwindSnapshot;
@@ -36,6 +36,14 @@ static PROGRAM_SAMPLE_ACTION: ChainedAction = ChainedAction::new();
 static PROGRAM_DUMP_ACTION: ChainedAction = ChainedAction::new();
 /// Requests to the sampler thread from signal context and from other threads.
 pub static CONTROL: Control = Control::new();
+/// glibc's `__restore_rt`, where every handler installed through glibc returns to; read back
+/// from our own installed action (`sa_restorer`).
+static SIGRETURN_TRAMPOLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `address` is the signal-return trampoline. Async-signal-safe.
+fn is_sigreturn_trampoline(address: u64) -> bool {
+    address != 0 && address == SIGRETURN_TRAMPOLINE.load(Ordering::Relaxed)
+}
 
 /// The program's own action for a signal we installed a handler for. `sigaction`/`signal`
 /// calls of the program land here (see `interpose`) instead of replacing our handler.
@@ -86,6 +94,12 @@ impl ChainedAction {
         if unsafe { interpose::real_sigaction(sig, &ours, ptr::null_mut()) } != 0 {
             return Err(Error::last_os("install the signal handler"));
         }
+        let mut installed = empty_action();
+        // SAFETY: querying with a null new action only writes `installed`.
+        if unsafe { interpose::real_sigaction(sig, ptr::null(), &mut installed) } == 0 {
+            let restorer = installed.sa_restorer.map_or(0, |f| f as usize as u64);
+            SIGRETURN_TRAMPOLINE.store(restorer, Ordering::Relaxed);
+        }
         self.managed.store(true, Ordering::Release);
         Ok(())
     }
@@ -127,21 +141,23 @@ impl Control {
 
 /// Installs the sampling handler (and the dump handler) once per process and returns the
 /// slot pool. The handlers stay installed for the life of the process (a late request must
-/// never meet the default action); a later call reuses them and the pool if it is deep enough.
+/// never meet the default action); a later call reuses them and the pool if it is big enough.
 pub fn install(
+    slots: usize,
     max_depth: usize,
     dump_signal: Option<libc::c_int>,
 ) -> Result<&'static SlotPool, Error> {
     if let Some(pool) = pool() {
-        if pool.max_depth() < max_depth {
+        if pool.max_depth() < max_depth || pool.slots.len() < slots {
             return Err(Error::System {
-                action: "restart with a larger STACKSAMPLE_MAXDEPTH in this process",
+                action:
+                    "restart with more threads or a larger STACKSAMPLE_MAXDEPTH in this process",
                 source: io::Error::from(io::ErrorKind::AlreadyExists),
             });
         }
         return Ok(pool);
     }
-    let pool: &'static SlotPool = Box::leak(Box::new(SlotPool::new(max_depth)));
+    let pool: &'static SlotPool = Box::leak(Box::new(SlotPool::new(slots, max_depth)));
     POOL.store(pool as *const SlotPool as *mut SlotPool, Ordering::Release);
     PROGRAM_SAMPLE_ACTION.take_over(
         SAMPLE_SIGNAL,

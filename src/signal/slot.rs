@@ -1,8 +1,7 @@
 //! Sample slots: preallocated memory the handler writes one stack into, and the atomic state
 //! machine that decides who owns it.
 //!
-//! A slot's state is one `AtomicU32` (also the futex word the sampler sleeps on):
-//! `sequence << 2 | phase`. Phases and their owner:
+//! A slot's state is one `AtomicU32`: `sequence << 2 | phase`. Phases and their owner:
 //!
 //! ```text
 //!   IDLE ──arm (sampler)──> ARMED ──claim (handler)──> WRITING ──publish (handler)──> DONE
@@ -13,20 +12,19 @@
 //! `claim` and `cancel` are compare-exchanges on the same armed word, so exactly one wins: a
 //! handler that runs after the sampler gave up finds the word changed and writes nothing, and
 //! a sequence number from an older request never matches a newer one.
-//! The handler side (`claim`, `publish`) is async-signal-safe: atomics and a futex wake only.
+//! The handler side (`claim`, `publish`) is async-signal-safe: atomics only. The sampler does
+//! not sleep on a slot; it looks at it on its next tick, so the handler never has to wake
+//! another thread (a cross-CPU wake-up costs the sampled thread more than the unwinding).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
 use framehop::x86_64::CacheX86_64;
 use framehop::MustNotAllocateDuringUnwind;
 
-use super::futex;
-
-/// Requests in flight at once: one normally, more only while a handler is stuck (a thread
-/// stopped mid-sample keeps its slot until it resumes).
-pub const SLOT_COUNT: usize = 4;
+/// Slots beyond one per target thread: room for handlers that are stuck (a thread stopped
+/// mid-sample keeps its slot until it resumes) while the others go on.
+pub const SPARE_SLOTS: usize = 4;
 
 const IDLE: u32 = 0;
 const ARMED: u32 = 1;
@@ -80,20 +78,23 @@ pub struct SlotPool {
     pub late_signals: AtomicU64,
 }
 
-/// Outcome of waiting for a handler.
+/// Where a request stands.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Wait {
+pub enum Progress {
+    /// The handler published the sample.
     Done,
-    /// No handler claimed the request in time; it is cancelled and the slot is idle again.
-    NoResponse,
-    /// A handler claimed the request but has not finished; the slot stays with it.
-    Stuck,
+    /// No handler has claimed it yet.
+    Waiting,
+    /// A handler is writing it.
+    Writing,
+    /// Cancelled: no handler claimed it in time; the slot is idle again.
+    Cancelled,
 }
 
 impl SlotPool {
-    /// Allocates every slot with room for `max_depth` frames.
-    pub fn new(max_depth: usize) -> SlotPool {
-        let slots = (0..SLOT_COUNT)
+    /// Allocates `count` slots with room for `max_depth` frames each.
+    pub fn new(count: usize, max_depth: usize) -> SlotPool {
+        let slots = (0..count)
             .map(|_| SampleSlot {
                 state: AtomicU32::new(IDLE),
                 data: UnsafeCell::new(SlotData {
@@ -150,42 +151,35 @@ impl SampleSlot {
         Some(armed)
     }
 
-    /// Waits up to `timeout` for the handler of request `armed`, then cancels it if unclaimed.
-    pub fn wait(&self, armed: u32, timeout: Duration) -> Wait {
-        let deadline = futex::monotonic_after(timeout);
-        loop {
-            let current = self.state.load(Ordering::Acquire);
-            if current == with_phase(armed, DONE) {
-                return Wait::Done;
-            }
-            let now = futex::monotonic_nanos();
-            if now >= nanos_of(&deadline) {
-                return self.give_up(armed);
-            }
-            futex::wait_until(&self.state, current, &deadline);
+    /// Where request `armed` stands.
+    pub fn progress(&self, armed: u32) -> Progress {
+        let current = self.state.load(Ordering::Acquire);
+        if current == with_phase(armed, DONE) {
+            Progress::Done
+        } else if current == with_phase(armed, WRITING) {
+            Progress::Writing
+        } else if current == armed {
+            Progress::Waiting
+        } else {
+            Progress::Cancelled
         }
     }
 
-    fn give_up(&self, armed: u32) -> Wait {
+    /// Gives up on request `armed` unless a handler has claimed it already.
+    pub fn cancel(&self, armed: u32) -> Progress {
         let idle = with_phase(armed, IDLE);
         match self
             .state
             .compare_exchange(armed, idle, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => Wait::NoResponse,
-            Err(now) if now == with_phase(armed, DONE) => Wait::Done,
-            Err(_) => Wait::Stuck,
+            Ok(_) => Progress::Cancelled,
+            Err(_) => self.progress(armed),
         }
     }
 
-    /// Whether a stuck request has finished since.
-    pub fn is_done(&self, armed: u32) -> bool {
-        self.state.load(Ordering::Acquire) == with_phase(armed, DONE)
-    }
-
-    /// The finished sample of request `armed`. Call only after `Wait::Done` / `is_done`.
+    /// The finished sample of request `armed`, once it is done.
     pub fn finished(&self, armed: u32) -> Option<&SlotData> {
-        if !self.is_done(armed) {
+        if self.progress(armed) != Progress::Done {
             return None;
         }
         // SAFETY: phase DONE means the handler published and will not touch the data again;
@@ -224,19 +218,14 @@ impl SampleSlot {
         Some(unsafe { &mut *self.data.get() })
     }
 
-    /// Hands the written sample to the sampler and wakes it.
+    /// Hands the written sample to the sampler, which collects it on its next tick.
     pub fn publish(&self, armed: u32) {
         self.state.store(with_phase(armed, DONE), Ordering::Release);
-        futex::wake(&self.state);
     }
 }
 
 fn with_phase(word: u32, phase: u32) -> u32 {
     (word & !PHASE_MASK) | phase
-}
-
-fn nanos_of(time: &libc::timespec) -> u64 {
-    (time.tv_sec as u64) * 1_000_000_000 + time.tv_nsec as u64
 }
 
 #[cfg(test)]
@@ -245,11 +234,12 @@ mod tests {
 
     #[test]
     fn late_handler_cannot_claim_a_cancelled_request() {
-        let pool = SlotPool::new(8);
+        let pool = SlotPool::new(1, 8);
         let slot = &pool.slots[0];
         let armed = slot.arm().unwrap();
-        assert_eq!(slot.wait(armed, Duration::from_millis(1)), Wait::NoResponse);
-        // SAFETY: test stands in for the handler.
+        assert_eq!(slot.progress(armed), Progress::Waiting);
+        assert_eq!(slot.cancel(armed), Progress::Cancelled);
+        // SAFETY: the test stands in for the handler.
         assert!(unsafe { slot.claim(armed) }.is_none());
         let next = slot.arm().unwrap();
         assert_ne!(next, armed);
@@ -257,7 +247,11 @@ mod tests {
         assert!(unsafe { slot.claim(armed) }.is_none());
         // SAFETY: as above.
         assert!(unsafe { slot.claim(next) }.is_some());
-        assert_eq!(slot.wait(next, Duration::from_millis(1)), Wait::Stuck);
+        assert_eq!(slot.cancel(next), Progress::Writing);
+        assert!(
+            slot.arm().is_none(),
+            "a slot being written cannot be re-armed"
+        );
         slot.publish(next);
         assert!(slot.finished(next).is_some());
         slot.release(next);
