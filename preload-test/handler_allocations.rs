@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use stacksample::session::Session;
-use stacksample::settings::{Settings, ThreadChoice};
+use stacksample::settings::{Format, Settings, ThreadChoice};
 
 struct CountingAllocator;
 
@@ -57,12 +57,12 @@ fn recurse(depth: u32, seed: u64) -> u64 {
 #[test]
 fn handler_allocates_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    let tid = stacksample::threads::current_tid();
     let settings = Settings {
-        threads: vec![ThreadChoice::Tid(stacksample::threads::current_tid())],
         interval: Duration::from_micros(200),
-        max_depth: 128,
-        output_prefix: dir.path().join("profile"),
         dump_signal: None,
+        formats: vec![Format::Folded],
+        ..Settings::new(vec![ThreadChoice::Tid(tid)], dir.path().join("profile"))
     };
     let session = Session::start(settings).unwrap();
 

@@ -60,7 +60,7 @@ fn good_settings_are_used() {
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     assert_eq!(run.stderr(), "");
     let files = run.files("custom-");
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "txt, folded and svg by default: {files:?}");
     let report = crate::support::Report::read(
         files
             .iter()

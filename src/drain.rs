@@ -18,7 +18,7 @@ use crate::settings::Settings;
 use crate::signal::futex;
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::Stats;
-use crate::symbolize::Symbols;
+use crate::symbolize::{SymbolOptions, Symbols};
 use crate::threads;
 
 /// Distinct stacks kept before new ones are dropped (and counted); about 100 MB at most at
@@ -57,10 +57,18 @@ pub struct StackKey {
     pub frames: Box<[u64]>,
 }
 
-/// Counts of distinct raw stacks, and the handler's cost.
+/// Samples whose order is kept for timeline views (4 bytes each); later ones are counted
+/// but not placed on the timeline.
+pub const MAX_TIMELINE: usize = 4_000_000;
+
+/// Counts of distinct raw stacks, the order samples came in, and the handler's cost.
 #[derive(Default)]
 pub struct Aggregate {
-    pub stacks: HashMap<StackKey, u64>,
+    /// Distinct stacks and their counts, in order of first appearance.
+    pub stacks: Vec<(StackKey, u64)>,
+    index: HashMap<StackKey, u32>,
+    /// Index into `stacks` of each sample, in the order taken (up to [`MAX_TIMELINE`]).
+    pub timeline: Vec<u32>,
     pub handler_times: HandlerTimes,
 }
 
@@ -74,14 +82,20 @@ impl Aggregate {
             stop: sample.stop,
             frames: sample.frames,
         };
-        if let Some(count) = self.stacks.get_mut(&key) {
-            *count += 1;
-            return true;
+        let index = match self.index.get(&key) {
+            Some(&index) => index,
+            None if self.stacks.len() >= MAX_DISTINCT_STACKS => return false,
+            None => {
+                let index = self.stacks.len() as u32;
+                self.index.insert(key.clone(), index);
+                self.stacks.push((key, 0));
+                index
+            }
+        };
+        self.stacks[index as usize].1 += 1;
+        if self.timeline.len() < MAX_TIMELINE {
+            self.timeline.push(index);
         }
-        if self.stacks.len() >= MAX_DISTINCT_STACKS {
-            return false;
-        }
-        self.stacks.insert(key, 1);
         true
     }
 
@@ -164,11 +178,15 @@ pub struct Drain {
 
 impl Drain {
     pub fn new(context: DumpContext) -> Drain {
+        let symbols = Symbols::new(&SymbolOptions {
+            lines: context.settings.lines,
+            debug_dirs: context.settings.debug_dirs.clone(),
+        });
         Drain {
             context,
             aggregate: Aggregate::default(),
             maps: HashMap::new(),
-            symbols: Symbols::new(),
+            symbols,
         }
     }
 
@@ -207,7 +225,8 @@ impl Drain {
     fn dump(&mut self) -> Result<(), Error> {
         let header = self.header();
         let profile = Profile::build(header, &self.aggregate, &self.maps, &mut self.symbols);
-        output::write_all(&self.context.settings.output_prefix, &profile)
+        let settings = &self.context.settings;
+        output::write_all(&settings.output_prefix, &settings.formats, &profile)
     }
 
     fn header(&self) -> Header {

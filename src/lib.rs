@@ -49,12 +49,11 @@
 //!
 //! let dir = std::env::temp_dir().join(format!("stacksample-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
+//! let this_thread = ThreadChoice::Tid(stacksample::threads::current_tid());
 //! let session = Session::start(Settings {
-//!     threads: vec![ThreadChoice::Tid(stacksample::threads::current_tid())],
 //!     interval: Duration::from_millis(1),
-//!     max_depth: 128,
-//!     output_prefix: dir.join("profile"),
 //!     dump_signal: None,
+//!     ..Settings::new(vec![this_thread], dir.join("profile"))
 //! })?;
 //! let started = Instant::now();
 //! let mut x = 1u64;

@@ -1,18 +1,20 @@
 //! The symbolized profile: what every output format renders.
 //!
-//! Built by the drain at dump time from the raw aggregate: each distinct address is named once,
-//! identical symbolized stacks are merged, and per-function totals are derived from it.
+//! Built by the drain at dump time from the raw aggregate: each distinct address becomes a
+//! [`Location`] with one or more [`Frame`]s (inlined functions expand into frames of their
+//! own), frames point at [`Function`]s, and identical symbolized stacks are merged.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::drain::Aggregate;
-use crate::modules::ModuleMap;
+use crate::modules::{ModuleInfo, ModuleMap};
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::{Stats, ThreadState};
-use crate::symbolize::Symbols;
+use crate::symbolize::{SourceFrame, Symbols};
 
 /// Outermost frames of complete stacks: the executable's entry and thread starts.
 const ROOT_FUNCTIONS: [&str; 6] = [
@@ -24,20 +26,57 @@ const ROOT_FUNCTIONS: [&str; 6] = [
     "__clone3",
 ];
 
-/// A named frame.
+/// A function: the unit of the text report's table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Function {
+    pub name: String,
+    /// File name of the module, `[vdso]`, `[jit]`, `[anon]`.
+    pub module: String,
+    /// Source file, when debug information has it.
+    pub file: Option<String>,
+    /// Start address as stated in the module, when a symbol covers it.
+    pub start: Option<u64>,
+}
+
+/// A position in a function: a source line (when known), possibly inlined into its caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Frame {
-    pub function: String,
-    /// File name of the module, `[vdso]`, or `?` when no module holds the address.
-    pub module: String,
+    /// Index into [`Profile::functions`].
+    pub function: usize,
+    pub line: Option<u32>,
+    pub inlined: bool,
+}
+
+/// A loaded object, as pprof's mappings describe it.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub name: String,
+    pub path: Option<String>,
+    /// Lowercase hex GNU build id.
+    pub build_id: Option<String>,
+    /// First executable segment: runtime range and its offset in the file.
+    pub start: u64,
+    pub end: u64,
+    pub file_offset: u64,
+}
+
+/// An instruction address and the frames it stands for (more than one when inlined).
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// Runtime address looked up (for callers: the return address minus one).
+    pub address: u64,
+    /// Index into [`Profile::modules`].
+    pub module: Option<usize>,
+    /// Indices into [`Profile::frames`], outermost (the real function) first.
+    pub frames: Vec<usize>,
 }
 
 /// A distinct symbolized stack and how often it was seen.
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub tid: i32,
-    /// Indices into [`Profile::frames`], root first.
-    pub frames: Vec<usize>,
+    /// Indices into [`Profile::locations`], root first.
+    pub locations: Vec<usize>,
     pub count: u64,
     /// Why unwinding ended; [`StopReason::DepthLimit`] means outer frames are missing.
     pub stop: StopReason,
@@ -115,18 +154,32 @@ pub struct Header {
 /// Per-function counts: the seed API's `get_sorted()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionCount {
-    pub frame: usize,
+    /// Index into [`Profile::functions`].
+    pub function: usize,
     /// Samples with the function anywhere on the stack, once per sample under recursion.
     pub total: u64,
     /// Samples with the function as the leaf.
     pub self_count: u64,
 }
 
+/// Cost of naming the addresses of this profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SymbolizeCost {
+    pub addresses: usize,
+    pub elapsed: Duration,
+}
+
 #[derive(Debug)]
 pub struct Profile {
     pub header: Header,
+    pub functions: Vec<Function>,
     pub frames: Vec<Frame>,
+    pub modules: Vec<Module>,
+    pub locations: Vec<Location>,
     pub stacks: Vec<Stack>,
+    /// Index into `stacks` of each sample in the order taken (may end before the last).
+    pub timeline: Vec<u32>,
+    pub symbolize_cost: SymbolizeCost,
 }
 
 impl Profile {
@@ -137,8 +190,9 @@ impl Profile {
         maps: &HashMap<u32, Arc<ModuleMap>>,
         symbols: &mut Symbols,
     ) -> Profile {
+        let started = Instant::now();
         let mut by_generation: HashMap<u32, HashSet<u64>> = HashMap::new();
-        for key in aggregate.stacks.keys() {
+        for (key, _) in &aggregate.stacks {
             let lookups = by_generation.entry(key.generation).or_default();
             lookups.extend(lookup_addresses(&key.frames));
         }
@@ -147,43 +201,69 @@ impl Profile {
                 symbols.prepare(map, lookups.iter().copied());
             }
         }
+        let addresses = by_generation.values().map(HashSet::len).sum();
 
-        let mut frames = Vec::new();
-        let mut frame_ids: HashMap<Frame, usize> = HashMap::new();
-        let mut merged: HashMap<(i32, StopReason, Vec<usize>), u64> = HashMap::new();
+        let mut builder = Builder::default();
+        let mut merged: HashMap<(i32, StopReason, Vec<usize>), usize> = HashMap::new();
+        let mut stacks: Vec<Stack> = Vec::new();
+        let mut raw_to_merged = Vec::with_capacity(aggregate.stacks.len());
         for (key, count) in &aggregate.stacks {
             let map = maps.get(&key.generation).map(Arc::as_ref);
-            let mut ids: Vec<usize> = lookup_addresses(&key.frames)
-                .map(|lookup| {
-                    let frame = symbols.frame(map, lookup);
-                    *frame_ids.entry(frame.clone()).or_insert_with(|| {
-                        frames.push(frame);
-                        frames.len() - 1
-                    })
-                })
+            let mut locations: Vec<usize> = lookup_addresses(&key.frames)
+                .map(|lookup| builder.location(map, symbols, lookup))
                 .collect();
-            ids.reverse();
-            *merged.entry((key.tid, key.stop, ids)).or_insert(0) += count;
+            locations.reverse();
+            let index = *merged
+                .entry((key.tid, key.stop, locations.clone()))
+                .or_insert_with(|| {
+                    stacks.push(Stack {
+                        tid: key.tid,
+                        locations,
+                        count: 0,
+                        stop: key.stop,
+                    });
+                    stacks.len() - 1
+                });
+            stacks[index].count += count;
+            raw_to_merged.push(index as u32);
         }
-        let mut stacks: Vec<Stack> = merged
-            .into_iter()
-            .map(|((tid, stop, frames), count)| Stack {
-                tid,
-                frames,
-                count,
-                stop,
-            })
+        let timeline = aggregate
+            .timeline
+            .iter()
+            .map(|&raw| raw_to_merged[raw as usize])
             .collect();
-        stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.frames.cmp(&b.frames)));
         Profile {
             header,
-            frames,
+            functions: builder.functions.items,
+            frames: builder.frames.items,
+            modules: builder.modules,
+            locations: builder.locations,
             stacks,
+            timeline,
+            symbolize_cost: SymbolizeCost {
+                addresses,
+                elapsed: started.elapsed(),
+            },
         }
     }
 
     pub fn total_samples(&self) -> u64 {
         self.stacks.iter().map(|s| s.count).sum()
+    }
+
+    /// The frames of a stack, root first, inlined frames after their callers.
+    pub fn stack_frames<'p>(&'p self, stack: &'p Stack) -> impl Iterator<Item = &'p Frame> + 'p {
+        stack
+            .locations
+            .iter()
+            .flat_map(|&l| self.locations[l].frames.iter())
+            .map(|&f| &self.frames[f])
+    }
+
+    /// Function names of a stack, root first.
+    pub fn stack_names<'p>(&'p self, stack: &'p Stack) -> impl Iterator<Item = &'p str> + 'p {
+        self.stack_frames(stack)
+            .map(|frame| self.functions[frame.function].name.as_str())
     }
 
     /// Samples whose stack ends in no known root (unwinding stopped early somewhere).
@@ -199,16 +279,13 @@ impl Profile {
     /// reached the end of the stack (only CFI that marks the return address undefined does
     /// that) inside the C library, whose stripped builds hide `clone3` and `start_thread`.
     fn reaches_root(&self, stack: &Stack) -> bool {
-        let Some(outermost) = stack.frames.first().and_then(|&id| self.frames.get(id)) else {
+        let Some(outermost) = self.stack_frames(stack).next() else {
             return false;
         };
-        match stack.stop {
-            StopReason::Complete => {
-                ROOT_FUNCTIONS.contains(&outermost.function.as_str())
-                    || outermost.module.starts_with("libc.so")
-            }
-            _ => false,
-        }
+        let function = &self.functions[outermost.function];
+        stack.stop == StopReason::Complete
+            && (ROOT_FUNCTIONS.contains(&function.name.as_str())
+                || function.module.starts_with("libc.so"))
     }
 
     /// Every function with its total and self counts, largest total first.
@@ -217,20 +294,22 @@ impl Profile {
         let mut seen = HashSet::new();
         for stack in &self.stacks {
             seen.clear();
-            for &frame in &stack.frames {
-                if seen.insert(frame) {
-                    let entry = counts.entry(frame).or_insert(FunctionCount {
-                        frame,
-                        total: 0,
-                        self_count: 0,
-                    });
-                    entry.total += stack.count;
+            let mut leaf = None;
+            for frame in self.stack_frames(stack) {
+                leaf = Some(frame.function);
+                if seen.insert(frame.function) {
+                    counts
+                        .entry(frame.function)
+                        .or_insert(FunctionCount {
+                            function: frame.function,
+                            total: 0,
+                            self_count: 0,
+                        })
+                        .total += stack.count;
                 }
             }
-            if let Some(&leaf) = stack.frames.last() {
-                if let Some(entry) = counts.get_mut(&leaf) {
-                    entry.self_count += stack.count;
-                }
+            if let Some(entry) = leaf.and_then(|leaf| counts.get_mut(&leaf)) {
+                entry.self_count += stack.count;
             }
         }
         let mut rows: Vec<FunctionCount> = counts.into_values().collect();
@@ -238,12 +317,20 @@ impl Profile {
             (b.total, b.self_count)
                 .cmp(&(a.total, a.self_count))
                 .then_with(|| {
-                    self.frames[a.frame]
-                        .function
-                        .cmp(&self.frames[b.frame].function)
+                    let name = |row: &FunctionCount| &self.functions[row.function].name;
+                    name(a).cmp(name(b))
                 })
         });
         rows
+    }
+
+    /// Name of thread `tid` as the header knows it.
+    pub fn thread_name(&self, tid: i32) -> Option<&str> {
+        self.header
+            .threads
+            .iter()
+            .find(|t| t.tid == tid)
+            .and_then(|t| t.name.as_deref())
     }
 }
 
@@ -257,4 +344,101 @@ fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
             address.saturating_sub(1)
         }
     })
+}
+
+/// Items deduplicated by value, in order of first use.
+struct Interned<T> {
+    items: Vec<T>,
+    ids: HashMap<T, usize>,
+}
+
+impl<T> Default for Interned<T> {
+    fn default() -> Self {
+        Interned {
+            items: Vec::new(),
+            ids: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Interned<T> {
+    fn id(&mut self, item: T) -> usize {
+        if let Some(&id) = self.ids.get(&item) {
+            return id;
+        }
+        self.items.push(item.clone());
+        self.ids.insert(item, self.items.len() - 1);
+        self.items.len() - 1
+    }
+}
+
+/// Collects the functions, frames, modules and locations a profile refers to.
+#[derive(Default)]
+struct Builder {
+    functions: Interned<Function>,
+    frames: Interned<Frame>,
+    /// Keyed by module object (its `Arc` address, 0 for none) and lookup address.
+    location_ids: HashMap<(usize, u64), usize>,
+    locations: Vec<Location>,
+    module_ids: HashMap<usize, usize>,
+    modules: Vec<Module>,
+}
+
+impl Builder {
+    fn location(&mut self, map: Option<&ModuleMap>, symbols: &Symbols, lookup: u64) -> usize {
+        let info = map.and_then(|m| m.find(lookup));
+        let key = (info.map_or(0, |m| Arc::as_ptr(m) as usize), lookup);
+        if let Some(&id) = self.location_ids.get(&key) {
+            return id;
+        }
+        let module = info.map(|info| self.module(info));
+        let frames = symbols
+            .frames(map, lookup)
+            .iter()
+            .map(|source| self.frame(source))
+            .collect();
+        self.locations.push(Location {
+            address: lookup,
+            module,
+            frames,
+        });
+        self.location_ids.insert(key, self.locations.len() - 1);
+        self.locations.len() - 1
+    }
+
+    fn frame(&mut self, source: &SourceFrame) -> usize {
+        let function = self.functions.id(Function {
+            name: source.function.clone(),
+            module: source.module.clone(),
+            file: source.file.clone(),
+            start: source.start,
+        });
+        self.frames.id(Frame {
+            function,
+            line: source.line,
+            inlined: source.inlined,
+        })
+    }
+
+    fn module(&mut self, info: &Arc<ModuleInfo>) -> usize {
+        let key = Arc::as_ptr(info) as usize;
+        if let Some(&id) = self.module_ids.get(&key) {
+            return id;
+        }
+        let code = info.code.first();
+        self.modules.push(Module {
+            name: info.name.clone(),
+            path: info.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            build_id: info.build_id.as_deref().map(hex),
+            start: code.map_or(0, |c| c.avma.start),
+            end: code.map_or(0, |c| c.avma.end),
+            file_offset: code.map_or(0, |c| c.file_offset),
+        });
+        self.module_ids.insert(key, self.modules.len() - 1);
+        self.modules.len() - 1
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

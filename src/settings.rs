@@ -16,7 +16,19 @@ const INTERVAL: &str = "STACKSAMPLE_INTERVAL";
 const MAXDEPTH: &str = "STACKSAMPLE_MAXDEPTH";
 const OUTPUT: &str = "STACKSAMPLE_OUTPUT";
 const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
-const KNOWN: [&str; 5] = [TID, INTERVAL, MAXDEPTH, OUTPUT, DUMP_SIGNAL];
+const FORMAT: &str = "STACKSAMPLE_FORMAT";
+const LINES: &str = "STACKSAMPLE_LINES";
+const DEBUG_DIRS: &str = "STACKSAMPLE_DEBUG_DIRS";
+const KNOWN: [&str; 8] = [
+    TID,
+    INTERVAL,
+    MAXDEPTH,
+    OUTPUT,
+    DUMP_SIGNAL,
+    FORMAT,
+    LINES,
+    DEBUG_DIRS,
+];
 
 /// Sampling faster than this costs more in signal delivery than it tells.
 const MIN_INTERVAL: Duration = Duration::from_micros(50);
@@ -37,6 +49,41 @@ pub enum ThreadChoice {
     Tid(i32),
 }
 
+/// An output format; each writes `<prefix>.<extension>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Txt,
+    Folded,
+    Svg,
+    Pprof,
+    Json,
+    Speedscope,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Txt,
+        Format::Folded,
+        Format::Svg,
+        Format::Pprof,
+        Format::Json,
+        Format::Speedscope,
+    ];
+    const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
+
+    /// The setting's word for it, also the file extension (`pprof` files end in `.pb.gz`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Folded => "folded",
+            Format::Svg => "svg",
+            Format::Pprof => "pprof",
+            Format::Json => "json",
+            Format::Speedscope => "speedscope",
+        }
+    }
+}
+
 /// Resolved settings: every value is valid and every path absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -47,9 +94,28 @@ pub struct Settings {
     pub output_prefix: PathBuf,
     /// Signal that asks for a dump, or `None` when turned off.
     pub dump_signal: Option<libc::c_int>,
+    pub formats: Vec<Format>,
+    /// File, line and inlined functions from DWARF debug information.
+    pub lines: bool,
+    /// Extra directories searched for separate debug files (besides /usr/lib/debug).
+    pub debug_dirs: Vec<PathBuf>,
 }
 
 impl Settings {
+    /// The defaults, for `threads`, writing to `output_prefix`.
+    pub fn new(threads: Vec<ThreadChoice>, output_prefix: PathBuf) -> Settings {
+        Settings {
+            threads,
+            interval: DEFAULT_INTERVAL,
+            max_depth: DEFAULT_MAX_DEPTH,
+            output_prefix,
+            dump_signal: Some(libc::SIGUSR2),
+            formats: Format::DEFAULT.to_vec(),
+            lines: true,
+            debug_dirs: Vec::new(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env(pid: i32, start_dir: &Path) -> Result<Settings, Error> {
         let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v)));
@@ -64,13 +130,8 @@ impl Settings {
         pid: i32,
         start_dir: &Path,
     ) -> Result<Settings, Error> {
-        let mut settings = Settings {
-            threads: vec![ThreadChoice::Main],
-            interval: DEFAULT_INTERVAL,
-            max_depth: DEFAULT_MAX_DEPTH,
-            output_prefix: resolve_output(DEFAULT_OUTPUT, pid, start_dir),
-            dump_signal: Some(libc::SIGUSR2),
-        };
+        let output = resolve_output(DEFAULT_OUTPUT, pid, start_dir);
+        let mut settings = Settings::new(vec![ThreadChoice::Main], output);
         let mut vars: Vec<(String, String)> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with(PREFIX))
@@ -83,6 +144,9 @@ impl Settings {
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
                 OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
                 DUMP_SIGNAL => settings.dump_signal = parse_signal(DUMP_SIGNAL, &value)?,
+                FORMAT => settings.formats = parse_formats(&value)?,
+                LINES => settings.lines = parse_switch(LINES, &value)?,
+                DEBUG_DIRS => settings.debug_dirs = parse_dirs(DEBUG_DIRS, &value, start_dir)?,
                 _ => {
                     return Err(Error::UnknownSetting {
                         name,
@@ -114,6 +178,48 @@ fn parse_threads(value: &str) -> Result<Vec<ThreadChoice>, Error> {
         }
     }
     Ok(threads)
+}
+
+fn parse_formats(value: &str) -> Result<Vec<Format>, Error> {
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    let hint = format!("use a comma-separated list of {}", names.join(", "));
+    let mut formats = Vec::new();
+    for word in value.split(',').map(str::trim) {
+        let Some(format) = Format::ALL.into_iter().find(|f| f.name() == word) else {
+            let problem = format!("unknown format {word:?}");
+            return Err(Error::setting(FORMAT, value, problem, hint));
+        };
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    Ok(formats)
+}
+
+fn parse_switch(name: &'static str, value: &str) -> Result<bool, Error> {
+    match value.trim() {
+        "1" | "yes" | "on" | "true" => Ok(true),
+        "0" | "no" | "off" | "false" => Ok(false),
+        _ => Err(Error::setting(name, value, "not a switch", "use 1 or 0")),
+    }
+}
+
+fn parse_dirs(name: &'static str, value: &str, start_dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut dirs = Vec::new();
+    for part in value.split(':').filter(|p| !p.is_empty()) {
+        let dir = start_dir.join(part);
+        if !dir.is_dir() {
+            let problem = format!("{} is not a directory", dir.display());
+            return Err(Error::setting(
+                name,
+                value,
+                problem,
+                "give directories separated by ':'",
+            ));
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
 }
 
 fn parse_interval(value: &str) -> Result<Duration, Error> {
@@ -286,6 +392,31 @@ mod tests {
         assert_eq!(rt, Some(libc::SIGRTMIN() + 2));
         for bad in ["SIGKILL", "9", "SIGPROF", "SIGSEGV", "bogus", "SIGRTMIN+99"] {
             assert!(parse_signal(DUMP_SIGNAL, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_lines_and_debug_dirs() {
+        let s = parse(&[
+            (FORMAT, "pprof, json,pprof"),
+            (LINES, "0"),
+            (DEBUG_DIRS, "/tmp:/"),
+        ])
+        .unwrap();
+        assert_eq!(s.formats, vec![Format::Pprof, Format::Json]);
+        assert!(!s.lines);
+        assert_eq!(
+            s.debug_dirs,
+            vec![PathBuf::from("/tmp"), PathBuf::from("/")]
+        );
+        assert_eq!(parse(&[]).unwrap().formats, Format::DEFAULT.to_vec());
+        for (name, bad) in [
+            (FORMAT, "svg,png"),
+            (FORMAT, ""),
+            (LINES, "maybe"),
+            (DEBUG_DIRS, "/no/such"),
+        ] {
+            assert!(parse(&[(name, bad)]).is_err(), "{name}={bad}");
         }
     }
 

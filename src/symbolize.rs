@@ -1,50 +1,99 @@
-//! Addresses to function names, at dump time only (never in the signal handler).
+//! Addresses to source-level frames, at dump time only (never in the signal handler).
 //!
 //! `blazesym` reads each module's ELF symbol tables (`.symtab`, so static functions too, and
-//! `.dynsym`) and demangles C++ and Rust names. Where no symbol covers an address the frame is
-//! named `module+0xoffset` with the file offset, stable across runs; only an address outside
-//! every module is `[unknown]`. Results are cached per module and address across dumps.
+//! `.dynsym`), its DWARF for file, line and inlined functions when asked, and separate debug
+//! files found by `.gnu_debuglink` or build id under the debug directories; it demangles C++
+//! and Rust names. Where no symbol covers an address the frame is `module+0xoffset` with the
+//! file offset, stable across runs. Code outside every module is named from the perf map
+//! the program wrote (`/tmp/perf-<pid>.map`, the convention of JITs), else `[anon]`.
+//! Results are cached per module and address across dumps.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use blazesym::symbolize::source::{Elf, Source};
-use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
 use crate::modules::{ModuleInfo, ModuleMap};
-use crate::profile::Frame;
+
+/// Where separate debug files are looked for, besides beside the binary itself.
+const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
+
+/// One source-level frame: a function, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceFrame {
+    pub function: String,
+    /// File name of the module, `[vdso]`, `[jit]` or `[anon]`.
+    pub module: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Inlined into the frame before it (its caller).
+    pub inlined: bool,
+    /// Start of the function as stated in the module (ELF virtual address), when known.
+    pub start: Option<u64>,
+}
+
+impl SourceFrame {
+    fn named(function: String, module: &str) -> SourceFrame {
+        SourceFrame {
+            function,
+            module: module.to_owned(),
+            file: None,
+            line: None,
+            inlined: false,
+            start: None,
+        }
+    }
+}
+
+/// The frames at one address, outermost (the real function) first, inlined callees after.
+pub type Frames = Arc<[SourceFrame]>;
+
+/// What the symbolizer looks for.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolOptions {
+    /// File, line and inlined functions from DWARF.
+    pub lines: bool,
+    /// Extra directories to search for separate debug files.
+    pub debug_dirs: Vec<PathBuf>,
+}
 
 /// Name cache and the symbolizer that fills it.
 pub struct Symbols {
     symbolizer: Symbolizer,
+    lines: bool,
     /// Keyed by module identity (its `Arc` address; maps keep every module alive) and the
     /// lookup address.
-    names: HashMap<(usize, u64), Frame>,
-}
-
-impl Default for Symbols {
-    fn default() -> Self {
-        Symbols::new()
-    }
+    names: HashMap<(usize, u64), Frames>,
+    perf_map: PerfMap,
 }
 
 impl Symbols {
-    pub fn new() -> Symbols {
+    pub fn new(options: &SymbolOptions) -> Symbols {
+        let mut debug_dirs: Vec<PathBuf> = options.debug_dirs.clone();
+        debug_dirs.extend(SYSTEM_DEBUG_DIRS.iter().map(PathBuf::from));
         Symbols {
             symbolizer: Symbolizer::builder()
                 .enable_demangling(true)
-                .enable_code_info(false)
-                .enable_inlined_fns(false)
+                .enable_code_info(options.lines)
+                .enable_inlined_fns(options.lines)
+                .set_debug_dirs(Some(debug_dirs))
                 .build(),
+            lines: options.lines,
             names: HashMap::new(),
+            perf_map: PerfMap::default(),
         }
     }
 
-    /// Looks up, in one batch per module, every address not named yet.
+    /// Looks up, in one batch per module, every address not named yet; re-reads the perf
+    /// map if an address lies outside every module.
     pub fn prepare(&mut self, map: &ModuleMap, lookups: impl Iterator<Item = u64>) {
         let mut per_module: HashMap<usize, (&Arc<ModuleInfo>, Vec<u64>)> = HashMap::new();
+        let mut outside = false;
         for lookup in lookups {
             let Some(module) = map.find(lookup) else {
+                outside = true;
                 continue;
             };
             let key = module_key(module);
@@ -56,54 +105,119 @@ impl Symbols {
                     .push(lookup);
             }
         }
+        if outside {
+            self.perf_map.reload();
+        }
         for (key, (module, addresses)) in per_module {
             let names = self.lookup_module(module, &addresses);
-            for (address, frame) in addresses.into_iter().zip(names) {
-                self.names.insert((key, address), frame);
+            for (address, frames) in addresses.into_iter().zip(names) {
+                self.names.insert((key, address), frames);
             }
         }
     }
 
-    /// The frame for `lookup` (after `prepare`, or a fallback name).
-    pub fn frame(&self, map: Option<&ModuleMap>, lookup: u64) -> Frame {
+    /// The frames at `lookup` (named by `prepare`, or a fallback name).
+    pub fn frames(&self, map: Option<&ModuleMap>, lookup: u64) -> Frames {
         let Some(module) = map.and_then(|m| m.find(lookup)) else {
-            return Frame {
-                function: "[unknown]".to_owned(),
-                module: "?".to_owned(),
+            let frame = match self.perf_map.find(lookup) {
+                Some(name) => SourceFrame::named(name.to_owned(), "[jit]"),
+                None => SourceFrame::named("[anon]".to_owned(), "[anon]"),
             };
+            return Arc::new([frame]);
         };
         match self.names.get(&(module_key(module), lookup)) {
-            Some(frame) => frame.clone(),
-            None => offset_frame(module, lookup),
+            Some(frames) => frames.clone(),
+            None => offset_frames(module, lookup),
         }
     }
 
-    fn lookup_module(&self, module: &ModuleInfo, addresses: &[u64]) -> Vec<Frame> {
-        let fallback = || addresses.iter().map(|&a| offset_frame(module, a)).collect();
+    /// Names from the ELF symbol tables (full demangled names, `ns::Class::method`), and with
+    /// lines on, files, lines and inlined callees from DWARF (whose names are short).
+    fn lookup_module(&self, module: &ModuleInfo, addresses: &[u64]) -> Vec<Frames> {
         let Some(path) = &module.path else {
-            return fallback();
+            return addresses
+                .iter()
+                .map(|&a| offset_frames(module, a))
+                .collect();
         };
-        let mut elf = Elf::new(path);
-        elf.debug_syms = false;
-        let source = Source::Elf(elf);
         let offsets: Vec<u64> = addresses.iter().map(|a| a - module.bias).collect();
-        let Ok(results) = self
-            .symbolizer
-            .symbolize(&source, Input::VirtOffset(&offsets))
-        else {
-            return fallback();
+        let symbolize = |debug_syms: bool| {
+            let mut elf = Elf::new(path);
+            elf.debug_syms = debug_syms;
+            let source = Source::Elf(elf);
+            let results = self
+                .symbolizer
+                .symbolize(&source, Input::VirtOffset(&offsets));
+            results.unwrap_or_else(|_| {
+                let unknown = || Symbolized::Unknown(blazesym::symbolize::Reason::IgnoredError);
+                offsets.iter().map(|_| unknown()).collect()
+            })
         };
+        let symbols = symbolize(false);
+        let debug = if self.lines {
+            symbolize(true)
+        } else {
+            Vec::new()
+        };
+        let mut debug = debug.into_iter();
         addresses
             .iter()
-            .zip(results)
-            .map(|(&address, result)| match result {
-                Symbolized::Sym(sym) => Frame {
-                    function: sym.name.into_owned(),
-                    module: module.name.clone(),
-                },
-                Symbolized::Unknown(_) => offset_frame(module, address),
+            .zip(symbols)
+            .map(|(&address, symbol)| {
+                let from_debug = debug.next();
+                match (symbol, from_debug) {
+                    (Symbolized::Sym(symbol), Some(Symbolized::Sym(debug))) => {
+                        let mut frames = sym_frames(&debug, &module.name);
+                        frames[0].function = symbol.name.to_string();
+                        frames[0].start = Some(symbol.addr);
+                        frames.into()
+                    }
+                    (_, Some(Symbolized::Sym(debug))) => sym_frames(&debug, &module.name).into(),
+                    (Symbolized::Sym(symbol), _) => sym_frames(&symbol, &module.name).into(),
+                    (Symbolized::Unknown(_), _) => offset_frames(module, address),
+                }
             })
             .collect()
+    }
+}
+
+/// The symbol's function, then each inlined function, outermost first. In blazesym each
+/// frame's code info is where it calls the next one; the innermost's is the address itself.
+fn sym_frames(sym: &Sym<'_>, module: &str) -> Vec<SourceFrame> {
+    let mut frames = Vec::with_capacity(1 + sym.inlined.len());
+    let (file, line) = location(sym.code_info.as_deref());
+    frames.push(SourceFrame {
+        function: sym.name.to_string(),
+        module: module.to_owned(),
+        file,
+        line,
+        inlined: false,
+        start: Some(sym.addr),
+    });
+    for inlined in sym.inlined.iter() {
+        let (file, line) = location(inlined.code_info.as_ref());
+        frames.push(SourceFrame {
+            function: inlined.name.to_string(),
+            module: module.to_owned(),
+            file,
+            line,
+            inlined: true,
+            start: None,
+        });
+    }
+    frames
+}
+
+fn location(info: Option<&CodeInfo<'_>>) -> (Option<String>, Option<u32>) {
+    match info {
+        Some(info) => {
+            let path = match &info.dir {
+                Some(dir) => dir.join(&info.file),
+                None => PathBuf::from(&info.file),
+            };
+            (Some(path.to_string_lossy().into_owned()), info.line)
+        }
+        None => (None, None),
     }
 }
 
@@ -112,10 +226,64 @@ fn module_key(module: &Arc<ModuleInfo>) -> usize {
 }
 
 /// `module+0xoffset`, with the offset into the module's file.
-fn offset_frame(module: &ModuleInfo, address: u64) -> Frame {
+fn offset_frames(module: &ModuleInfo, address: u64) -> Frames {
     let offset = module.file_offset(address).unwrap_or(address - module.bias);
-    Frame {
-        function: format!("{}+{:#x}", module.name, offset),
-        module: module.name.clone(),
+    let name = format!("{}+{:#x}", module.name, offset);
+    Arc::new([SourceFrame::named(name, &module.name)])
+}
+
+/// `/tmp/perf-<pid>.map`: lines of `START SIZE name` (hex), written by JIT compilers.
+#[derive(Default)]
+struct PerfMap {
+    entries: Vec<(u64, u64, String)>,
+}
+
+impl PerfMap {
+    fn reload(&mut self) {
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        self.entries = text.lines().filter_map(parse_perf_map_line).collect();
+        self.entries.sort_by_key(|(start, _, _)| *start);
+    }
+
+    fn find(&self, address: u64) -> Option<&str> {
+        let after = self
+            .entries
+            .partition_point(|(start, _, _)| *start <= address);
+        let (start, size, name) = self.entries.get(after.checked_sub(1)?)?;
+        (address < start.saturating_add(*size)).then_some(name.as_str())
+    }
+}
+
+fn parse_perf_map_line(line: &str) -> Option<(u64, u64, String)> {
+    let mut parts = line.splitn(3, ' ');
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let start = hex(parts.next()?)?;
+    let size = hex(parts.next()?)?;
+    let name = parts.next()?.trim();
+    (!name.is_empty()).then(|| (start, size, name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perf_map_lines() {
+        let mut map = PerfMap {
+            entries: [
+                "7f0000001000 40 LazyCompile:~add foo.js:1",
+                "0x7f0000002000 0x10 stub",
+                "junk",
+            ]
+            .iter()
+            .filter_map(|l| parse_perf_map_line(l))
+            .collect(),
+        };
+        map.entries.sort_by_key(|(s, _, _)| *s);
+        assert_eq!(map.find(0x7f0000001010), Some("LazyCompile:~add foo.js:1"));
+        assert_eq!(map.find(0x7f000000200f), Some("stub"));
+        assert_eq!(map.find(0x7f0000001040), None);
+        assert_eq!(map.find(0x10), None);
     }
 }

@@ -1,8 +1,12 @@
-//! Output formats, one module each behind [`Format`]. This module writes every file the same
+//! Output formats, one module each behind [`Writer`]. This module writes every file the same
 //! way: to a temporary name in the target directory, then renamed, so a reader never sees
 //! half a file.
 
 mod folded;
+mod json;
+mod pprof;
+mod speedscope;
+mod svg;
 mod text;
 
 use std::fs::File;
@@ -11,28 +15,54 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::profile::Profile;
+use crate::settings::Format;
 
-pub use folded::Folded;
-pub use text::Text;
+pub use folded::folded_lines;
+pub use pprof::PprofProfile;
 
-/// A profile format.
-pub trait Format {
-    /// File name extension, appended to the output prefix.
-    fn extension(&self) -> &'static str;
+/// Renders a profile in one format.
+pub trait Writer {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()>;
 }
 
-/// Writes `<prefix>.txt` and `<prefix>.folded`.
-pub fn write_all(prefix: &Path, profile: &Profile) -> Result<(), Error> {
-    let formats: [&dyn Format; 2] = [&Text, &Folded];
-    for format in formats {
-        let path = with_extension(prefix, format.extension());
-        write_atomically(&path, |out| format.write(profile, out))?;
+/// The file name suffix of each format.
+pub fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Txt => "txt",
+        Format::Folded => "folded",
+        Format::Svg => "svg",
+        Format::Pprof => "pb.gz",
+        Format::Json => "json",
+        Format::Speedscope => "speedscope.json",
     }
-    Ok(())
 }
 
-fn with_extension(prefix: &Path, extension: &str) -> PathBuf {
+fn writer(format: Format) -> &'static dyn Writer {
+    match format {
+        Format::Txt => &text::Text,
+        Format::Folded => &folded::Folded,
+        Format::Svg => &svg::Svg,
+        Format::Pprof => &pprof::Pprof,
+        Format::Json => &json::Json,
+        Format::Speedscope => &speedscope::Speedscope,
+    }
+}
+
+/// Writes `<prefix>.<extension>` for each of `formats`; the first failure is returned after
+/// the other formats were tried.
+pub fn write_all(prefix: &Path, formats: &[Format], profile: &Profile) -> Result<(), Error> {
+    let mut first_error = None;
+    for &format in formats {
+        let path = with_extension(prefix, extension(format));
+        if let Err(error) = write_atomically(&path, |out| writer(format).write(profile, out)) {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// `prefix` with `.extension` appended.
+pub fn with_extension(prefix: &Path, extension: &str) -> PathBuf {
     let mut path = prefix.as_os_str().to_owned();
     path.push(".");
     path.push(extension);

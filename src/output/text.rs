@@ -4,17 +4,13 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::Format;
+use super::Writer;
 use crate::profile::{Counters, Profile};
 use crate::stats::ThreadState;
 
 pub struct Text;
 
-impl Format for Text {
-    fn extension(&self) -> &'static str {
-        "txt"
-    }
-
+impl Writer for Text {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         write_header(profile, out)?;
         write_functions(profile, out)
@@ -76,6 +72,13 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         )?,
         _ => writeln!(out, "handler time: no samples")?,
     }
+    let cost = &profile.symbolize_cost;
+    writeln!(
+        out,
+        "symbolized:   {} distinct addresses in {:.1} ms",
+        cost.addresses,
+        cost.elapsed.as_secs_f64() * 1e3
+    )?;
     writeln!(out)
 }
 
@@ -106,7 +109,7 @@ fn write_functions(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         "total", "total%", "self", "self%"
     )?;
     for row in profile.function_counts() {
-        let frame = &profile.frames[row.frame];
+        let function = &profile.functions[row.function];
         writeln!(
             out,
             "{:>8} {:>6.2}% {:>8} {:>6.2}%  {}  [{}]",
@@ -114,8 +117,8 @@ fn write_functions(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
             100.0 * row.total as f64 / total,
             row.self_count,
             100.0 * row.self_count as f64 / total,
-            frame.function,
-            frame.module
+            function.name,
+            function.module
         )?;
     }
     Ok(())
