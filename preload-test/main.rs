@@ -3,8 +3,10 @@
 
 mod dump;
 mod exec;
+mod formats;
 mod settings;
 mod signals;
 mod support;
+mod symbols;
 mod threads;
 mod unwinding;

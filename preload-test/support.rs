@@ -17,30 +17,77 @@ pub fn library() -> PathBuf {
 
 static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Compiles `programs/<name>.c` with `flags` (once per process) and returns the executable.
+/// Compiles `programs/<name>.c` (or `.cpp` with c++, `.rs` with rustc) with `flags` and
+/// debug information, once per process, and returns the executable.
 pub fn build(name: &str, flags: &[&str]) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("preload-test/programs")
-        .join(format!("{name}.c"));
+    let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs");
     let tag: String = flags.concat().replace(['-', '=', ' '], "");
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let exe = out_dir.join(format!("{name}{tag}"));
+    let (compiler, source, extra): (&str, PathBuf, &[&str]) = if name.ends_with(".so") {
+        let stem = name.trim_start_matches("lib").trim_end_matches(".so");
+        (
+            "cc",
+            programs.join(format!("{stem}.c")),
+            &["-shared", "-fPIC", "-g"],
+        )
+    } else if programs.join(format!("{name}.cpp")).exists() {
+        ("c++", programs.join(format!("{name}.cpp")), &["-g"])
+    } else if programs.join(format!("{name}.rs")).exists() {
+        (
+            "rustc",
+            programs.join(format!("{name}.rs")),
+            &["-g", "--edition", "2021"],
+        )
+    } else {
+        (
+            "cc",
+            programs.join(format!("{name}.c")),
+            &["-g", "-lpthread"],
+        )
+    };
+    let out = output_dir().join(if name.ends_with(".so") {
+        name.replace(".so", &format!("{tag}.so"))
+    } else {
+        format!("{name}{tag}")
+    });
     let mut built = BUILT.lock().unwrap();
-    if !built.contains(&exe) {
-        let status = Command::new("cc")
+    if !built.contains(&out) {
+        let status = Command::new(compiler)
             .args(flags)
-            .arg("-g")
             .arg("-o")
-            .arg(&exe)
+            .arg(&out)
             .arg(&source)
-            .arg("-lpthread")
+            .args(extra)
             .status()
-            .expect("cannot run cc: install gcc (scripts/install-deps.sh)");
-        assert!(status.success(), "cc failed for {}", source.display());
-        built.push(exe.clone());
+            .unwrap_or_else(|e| panic!("cannot run {compiler} ({e}): see scripts/install-deps.sh"));
+        assert!(
+            status.success(),
+            "{compiler} failed for {}",
+            source.display()
+        );
+        built.push(out.clone());
     }
-    exe
+    out
+}
+
+/// Where built fixtures go.
+pub fn output_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a tool and returns its stdout, failing the test with its stderr otherwise.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): see scripts/install-deps.sh"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A finished run in its own directory.
@@ -99,17 +146,23 @@ impl Run {
         files
     }
 
-    /// The one file with this extension.
-    pub fn profile_file(&self, extension: &str) -> PathBuf {
+    /// The one profile file `stacksample.<pid>.<suffix>` (suffix `txt`, `pb.gz`, ...).
+    pub fn profile_file(&self, suffix: &str) -> PathBuf {
         let files: Vec<PathBuf> = self
             .files("stacksample.")
             .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                let rest = name.trim_start_matches("stacksample.");
+                rest.split_once('.').is_some_and(|(pid, tail)| {
+                    pid.chars().all(|c| c.is_ascii_digit()) && tail == suffix
+                })
+            })
             .collect();
         assert_eq!(
             files.len(),
             1,
-            "expected one .{extension}: {files:?}\n{}",
+            "expected one .{suffix}: {files:?}\n{}",
             self.stderr()
         );
         files[0].clone()

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond the Rust toolchain: a C compiler for the fixtures in
-# preload-test/programs and `unshare` (util-linux) for the thread-id tests. Debian, as root.
+# Installs what the tests need beyond the Rust toolchain, from Debian (as root):
+#   gcc, g++, binutils  build the C and C++ fixtures in preload-test/programs, and strip them
+#   util-linux          `unshare`, for the thread-id tests
+#   golang-go           `go tool pprof`, the real consumer the pprof output is checked with
 set -euo pipefail
 
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v c++ >/dev/null || missing+=(g++)
+command -v objcopy >/dev/null || missing+=(binutils)
 command -v unshare >/dev/null || missing+=(util-linux)
+command -v go >/dev/null || missing+=(golang-go)
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then

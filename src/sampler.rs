@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::drain::{DrainMessage, RawSample};
-use crate::modules::{ModuleRegistry, UnwindSnapshot};
+use crate::modules::{Generation, ModuleRegistry, UnwindSnapshot};
 use crate::signal::slot::{Progress, SlotPool, StopReason};
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::{Stats, ThreadState};
@@ -115,8 +115,8 @@ impl Sampler {
     /// so the program starts without waiting for it; no request is sent before it exists.
     pub fn run(mut self) {
         threads::block_signals(&[signal::SAMPLE_SIGNAL]);
-        self.refresh_wanted = true;
-        self.refresh_modules(futex::monotonic_nanos());
+        let first = self.registry.refresh(true);
+        self.publish(first);
         let interval = self.interval.as_nanos() as u64;
         let mut deadline = futex::monotonic_nanos();
         loop {
@@ -249,7 +249,13 @@ impl Sampler {
             self.refresh_wanted = false;
             self.last_forced_refresh = Some(now);
         }
-        let Some(generation) = self.registry.refresh(force) else {
+        let generation = self.registry.refresh(force);
+        self.publish(generation);
+    }
+
+    /// Makes a new module generation current: the drain's map, then the handler's snapshot.
+    fn publish(&mut self, generation: Option<Generation>) {
+        let Some(generation) = generation else {
             return;
         };
         // Samples of older generations and then the new map go first on the same channel,

@@ -63,6 +63,7 @@ pub struct SymbolOptions {
 pub struct Symbols {
     symbolizer: Symbolizer,
     lines: bool,
+    debug_dirs: Vec<PathBuf>,
     /// Keyed by module identity (its `Arc` address; maps keep every module alive) and the
     /// lookup address.
     names: HashMap<(usize, u64), Frames>,
@@ -78,9 +79,10 @@ impl Symbols {
                 .enable_demangling(true)
                 .enable_code_info(options.lines)
                 .enable_inlined_fns(options.lines)
-                .set_debug_dirs(Some(debug_dirs))
+                .set_debug_dirs(Some(debug_dirs.clone()))
                 .build(),
             lines: options.lines,
+            debug_dirs,
             names: HashMap::new(),
             perf_map: PerfMap::default(),
         }
@@ -141,8 +143,15 @@ impl Symbols {
                 .collect();
         };
         let offsets: Vec<u64> = addresses.iter().map(|a| a - module.bias).collect();
+        // blazesym follows build ids only from a debuglink; a stripped file without one
+        // still has its debug file under <debug dir>/.build-id/xx/yyyy.debug.
+        let debug_file = self.build_id_debug_file(module);
         let symbolize = |debug_syms: bool| {
-            let mut elf = Elf::new(path);
+            let file = match (&debug_file, debug_syms) {
+                (Some(debug_file), true) => debug_file,
+                _ => path,
+            };
+            let mut elf = Elf::new(file);
             elf.debug_syms = debug_syms;
             let source = Source::Elf(elf);
             let results = self
@@ -183,6 +192,23 @@ impl Symbols {
 
 /// The symbol's function, then each inlined function, outermost first. In blazesym each
 /// frame's code info is where it calls the next one; the innermost's is the address itself.
+impl Symbols {
+    fn build_id_debug_file(&self, module: &ModuleInfo) -> Option<PathBuf> {
+        let id: String = module
+            .build_id
+            .as_ref()?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (first, rest) = id.split_at_checked(2)?;
+        let relative = format!(".build-id/{first}/{rest}.debug");
+        self.debug_dirs
+            .iter()
+            .map(|dir| dir.join(&relative))
+            .find(|candidate| candidate.is_file())
+    }
+}
+
 fn sym_frames(sym: &Sym<'_>, module: &str) -> Vec<SourceFrame> {
     let mut frames = Vec::with_capacity(1 + sym.inlined.len());
     let (file, line) = location(sym.code_info.as_deref());

@@ -1,0 +1,242 @@
+//! Names people can read: inlined frames with files and lines, separate debug files found by
+//! debuglink and by build id, stripped objects as `module+0xoffset`, demangled C++ and Rust,
+//! JIT code from a perf map, and a library unloaded before the profile is written.
+
+use std::path::Path;
+
+use crate::support::{build, output_dir, run, tool, Folded};
+
+const FAST: (&str, &str) = ("STACKSAMPLE_INTERVAL", "1ms");
+
+fn line_of(marker: &str) -> i64 {
+    let source = include_str!("programs/inline.c");
+    let index = source.lines().position(|l| l.contains(marker)).unwrap();
+    index as i64 + 1
+}
+
+/// Runs the inline fixture `exe` with json and pprof output and checks that the inlined
+/// `mix` is a frame of its own under `outer_work`, with the right file and lines.
+fn assert_inline_frames(exe: &Path, env: &[(&str, &str)]) {
+    let mut env = env.to_vec();
+    env.extend([FAST, ("STACKSAMPLE_FORMAT", "folded,json,pprof")]);
+    let run = run(exe, &["200000"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let chain = folded.count_chain(&["main", "outer_work", "mix"]);
+    assert!(
+        chain as f64 >= 0.9 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.profile_file("json")).unwrap()).unwrap();
+    let mix = json["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "mix")
+        .expect("mix in json");
+    assert!(mix["file"].as_str().unwrap().ends_with("inline.c"), "{mix}");
+
+    let pprof = crate::formats::decode_pprof(&run.profile_file("pb.gz"));
+    let name = |function_id: u64| {
+        let function = &pprof.function[function_id as usize - 1];
+        pprof.string_table[function.name as usize].clone()
+    };
+    let (first, last) = (line_of("MIX_FIRST_LINE"), line_of("MIX_LAST_LINE"));
+    let inlined: Vec<_> = pprof
+        .location
+        .iter()
+        .filter(|l| l.line.len() == 2 && name(l.line[0].function_id) == "mix")
+        .collect();
+    assert!(
+        !inlined.is_empty(),
+        "no location with mix inlined into outer_work"
+    );
+    for location in inlined {
+        assert_eq!(name(location.line[1].function_id), "outer_work");
+        let mix_line = location.line[0].line;
+        assert!((first..=last).contains(&mix_line), "mix at line {mix_line}");
+        assert_eq!(location.line[1].line, line_of("CALL_LINE"));
+    }
+}
+
+#[test]
+fn inlined_function_is_its_own_frame_with_file_and_line() {
+    assert_inline_frames(&build("inline", &["-O2"]), &[]);
+}
+
+/// A stripped copy of the inline fixture plus its debug information in a separate file.
+fn stripped_with_debug_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let exe = build("inline", &["-O2"]);
+    let dir = output_dir().join(format!("debugfile-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stripped = dir.join("inline-stripped");
+    let debug = dir.join("inline-stripped.debug");
+    let (exe, stripped_s, debug_s) = (
+        exe.to_str().unwrap(),
+        stripped.to_str().unwrap(),
+        debug.to_str().unwrap(),
+    );
+    tool("objcopy", &["--only-keep-debug", exe, debug_s]);
+    tool("objcopy", &["--strip-all", exe, stripped_s]);
+    (stripped, debug)
+}
+
+#[test]
+fn debug_info_found_by_debuglink() {
+    let (stripped, debug) = stripped_with_debug_file("link");
+    let link = format!("--add-gnu-debuglink={}", debug.display());
+    tool("objcopy", &[&link, stripped.to_str().unwrap()]);
+    assert_inline_frames(&stripped, &[]);
+}
+
+#[test]
+fn debug_info_found_by_build_id() {
+    let (stripped, debug) = stripped_with_debug_file("buildid");
+    let notes = tool("readelf", &["-n", stripped.to_str().unwrap()]);
+    let build_id = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("fixture has no build id")
+        .to_owned();
+    let root = stripped.parent().unwrap().join("debug-root");
+    let dir = root.join(".build-id").join(&build_id[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::rename(&debug, dir.join(format!("{}.debug", &build_id[2..]))).unwrap();
+    assert_inline_frames(
+        &stripped,
+        &[("STACKSAMPLE_DEBUG_DIRS", root.to_str().unwrap())],
+    );
+}
+
+#[test]
+fn stripped_program_frames_are_module_and_file_offset() {
+    let exe = build("hot", &["-O2"]);
+    let stripped = output_dir().join("hot-stripped");
+    tool(
+        "objcopy",
+        &[
+            "--strip-all",
+            exe.to_str().unwrap(),
+            stripped.to_str().unwrap(),
+        ],
+    );
+    let run = run(&stripped, &["3000"], &[FAST], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    assert!(folded.count_with("?") == 0 && folded.count_with("[unknown]") == 0);
+    // The leaf is burn; its offset must fall inside burn as the unstripped symbol table says.
+    let (start, size) = symbol_range(&exe, "burn");
+    let leafs: Vec<u64> = folded
+        .stacks
+        .iter()
+        .filter_map(|(frames, _)| frames.last()?.strip_prefix("hot-stripped+0x"))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .collect();
+    assert!(!leafs.is_empty(), "{:?}", folded.stacks);
+    let inside = leafs
+        .iter()
+        .filter(|&&o| (start..start + size).contains(&o))
+        .count();
+    assert!(
+        inside as f64 >= 0.9 * leafs.len() as f64,
+        "{leafs:x?} vs {start:x}+{size:x}"
+    );
+}
+
+/// File offset and size of `symbol` (for these PIE fixtures, text addresses equal offsets).
+fn symbol_range(exe: &Path, symbol: &str) -> (u64, u64) {
+    let table = tool("nm", &["-S", exe.to_str().unwrap()]);
+    let line = table
+        .lines()
+        .find(|l| l.ends_with(&format!(" {symbol}")))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+    (hex(fields[0]), hex(fields[1]))
+}
+
+#[test]
+fn cpp_names_are_demangled() {
+    let exe = build("cpp_names", &["-O2"]);
+    let run = run(&exe, &["400000"], &[FAST], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    // GCC may add a clone suffix such as " [clone .isra.0]" to the caller.
+    let demangled = folded.count(|frames| {
+        frames.windows(2).any(|w| {
+            w[0].starts_with("ns::Worker::spin(int)")
+                && w[1] == "double ns::accumulate<double>(double, int)"
+        })
+    });
+    assert!(demangled > 0, "{:?}", folded.stacks);
+    assert_eq!(
+        folded.count(|f| f.iter().any(|name| name.starts_with("_Z"))),
+        0
+    );
+}
+
+#[test]
+fn rust_names_are_demangled() {
+    let exe = build("rust_names", &["-Copt-level=2"]);
+    let run = run(&exe, &["400000"], &[FAST], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    assert!(
+        folded.count_with("rust_names::engine::Gear::turn") as f64 >= 0.8 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    let mangled = |name: &str| {
+        let hash = name.rsplit_once("::h").map(|(_, h)| h);
+        let is_hash = |h: &str| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit());
+        name.starts_with("_ZN") || hash.is_some_and(is_hash)
+    };
+    assert_eq!(folded.count(|f| f.iter().any(|n| mangled(n))), 0);
+}
+
+#[test]
+fn jit_code_is_named_from_the_perf_map() {
+    let exe = build("jit", &["-O2"]);
+    let run = run(&exe, &["600"], &[FAST], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let pid = run
+        .profile_file("folded")
+        .to_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    let folded = run.folded();
+    let jitted = folded.count(|f| f.last().is_some_and(|leaf| leaf == "jitted_count_down"));
+    assert!(
+        jitted as f64 >= 0.5 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    assert_eq!(folded.count_with("[anon]"), 0);
+}
+
+#[test]
+fn unloaded_library_keeps_its_names() {
+    let exe = build("dlopen_main", &["-O2", "-ldl"]);
+    let plugin = build("libplugin.so", &["-O2"]);
+    let run = run(&exe, &[plugin.to_str().unwrap(), "400"], &[FAST], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded: Folded = run.folded();
+    assert!(
+        folded.count_chain(&["main", "plugin_spin"]) >= 100,
+        "{:?}",
+        folded.stacks
+    );
+    assert!(folded.count_with("main_after_close") >= 10);
+    let report = run.report();
+    assert_eq!(
+        report.functions["plugin_spin"].2,
+        plugin.file_name().unwrap().to_str().unwrap()
+    );
+}
