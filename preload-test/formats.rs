@@ -138,6 +138,14 @@ fn json_has_the_get_result_shape() {
     let counted: u64 = stacks.iter().map(|s| s["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, report.samples());
     assert!(stacks.iter().all(|s| s["frames"][0] == "_start"));
+    let modules = json["modules"].as_array().unwrap();
+    let exe = modules.iter().find(|m| m["name"] == "hotO2").unwrap();
+    let id = exe["build_id"].as_str().unwrap();
+    let notes = tool("readelf", &["-n", exe["path"].as_str().unwrap()]);
+    assert!(
+        notes.contains(&format!("Build ID: {id}")),
+        "{id} not in\n{notes}"
+    );
 }
 
 #[test]

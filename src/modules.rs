@@ -57,6 +57,8 @@ pub struct ModuleInfo {
     /// Executable segments.
     pub code: Vec<MappedSegment>,
     pub build_id: Option<Vec<u8>>,
+    /// The program's executable (not a shared library).
+    pub executable: bool,
 }
 
 impl ModuleInfo {
@@ -129,14 +131,17 @@ impl ModuleRegistry {
     fn build(&mut self) -> Generation {
         let maps = read_maps();
         let mut seen = HashMap::new();
+        let mut first = true;
         TargetSharedLibrary::each(|shlib| {
             let key = (
                 module_path(shlib.name()),
                 shlib.virtual_memory_bias().0 as u64,
             );
+            // The loader lists the executable first.
+            let executable = std::mem::take(&mut first);
             let loaded = match self.loaded.remove(&key) {
                 Some(loaded) => loaded,
-                None => load_module(shlib, &maps),
+                None => load_module(shlib, &maps, executable),
             };
             seen.insert(key, loaded);
         });
@@ -182,7 +187,11 @@ fn module_path(name: &OsStr) -> PathBuf {
 }
 
 /// Copies one module's unwind sections and describes it.
-fn load_module(shlib: &findshlibs::linux::SharedLibrary<'_>, maps: &[Mapping]) -> Loaded {
+fn load_module(
+    shlib: &findshlibs::linux::SharedLibrary<'_>,
+    maps: &[Mapping],
+    executable: bool,
+) -> Loaded {
     let bias = shlib.virtual_memory_bias().0 as u64;
     let path = module_path(shlib.name());
     let mut loads = Vec::new();
@@ -234,6 +243,7 @@ fn load_module(shlib: &findshlibs::linux::SharedLibrary<'_>, maps: &[Mapping]) -
             bias,
             code,
             build_id,
+            executable,
         }),
     }
 }

@@ -58,6 +58,8 @@ pub struct Module {
     pub start: u64,
     pub end: u64,
     pub file_offset: u64,
+    /// The program's executable (pprof lists it first).
+    pub executable: bool,
 }
 
 /// An instruction address and the frames it stands for (more than one when inlined).
@@ -433,6 +435,7 @@ impl Builder {
             start: code.map_or(0, |c| c.avma.start),
             end: code.map_or(0, |c| c.avma.end),
             file_offset: code.map_or(0, |c| c.file_offset),
+            executable: info.executable,
         });
         self.module_ids.insert(key, self.modules.len() - 1);
         self.modules.len() - 1

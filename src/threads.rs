@@ -18,14 +18,25 @@ pub fn name(tid: i32) -> Option<String> {
     Some(comm.trim_end().to_owned())
 }
 
-/// The command line of this process, arguments joined by spaces.
+/// The command line of this process, arguments joined by spaces, on one line (control
+/// characters such as newlines in `python -c` scripts are escaped).
 pub fn command_line() -> String {
     let raw = std::fs::read("/proc/self/cmdline").unwrap_or_default();
-    raw.split(|&b| b == 0)
+    let joined = raw
+        .split(|&b| b == 0)
         .filter(|arg| !arg.is_empty())
         .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    let mut line = String::with_capacity(joined.len());
+    for c in joined.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// Blocks `signals` in the calling thread, so the profiler's own threads never take the

@@ -1,6 +1,7 @@
 //! `<prefix>.json`: the seed API's `get_result()` for scripts: every function with its start
 //! address (as stated in its module), name, module, total and self counts, largest total
-//! first; then every distinct stack (root first) with its thread and count.
+//! first; every distinct stack (root first) with its thread and count; and every module
+//! with its path and build id.
 
 use std::io::{self, Write};
 
@@ -19,6 +20,14 @@ struct Document<'p> {
     samples: u64,
     functions: Vec<FunctionEntry<'p>>,
     stacks: Vec<StackEntry<'p>>,
+    modules: Vec<ModuleEntry<'p>>,
+}
+
+#[derive(Serialize)]
+struct ModuleEntry<'p> {
+    name: &'p str,
+    path: Option<&'p str>,
+    build_id: Option<&'p str>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +83,15 @@ impl Writer for Json {
             samples: profile.total_samples(),
             functions,
             stacks,
+            modules: profile
+                .modules
+                .iter()
+                .map(|m| ModuleEntry {
+                    name: &m.name,
+                    path: m.path.as_deref(),
+                    build_id: m.build_id.as_deref(),
+                })
+                .collect(),
         };
         serde_json::to_writer(&mut *out, &document).map_err(io::Error::other)?;
         writeln!(out)

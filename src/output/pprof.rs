@@ -180,12 +180,18 @@ pub fn encode(profile: &Profile) -> PprofProfile {
     ];
     let period_type = Some(value_type(&mut strings, "wall", "nanoseconds"));
     let has_lines = profile.frames.iter().any(|f| f.line.is_some());
-    let mapping = profile
-        .modules
+    // pprof takes the first mapping for the main binary: the executable goes first.
+    let mut order: Vec<usize> = (0..profile.modules.len()).collect();
+    order.sort_by_key(|&m| !profile.modules[m].executable);
+    let mut mapping_id = vec![0u64; profile.modules.len()];
+    for (position, &module) in order.iter().enumerate() {
+        mapping_id[module] = position as u64 + 1;
+    }
+    let mapping = order
         .iter()
-        .enumerate()
+        .map(|&i| (i, &profile.modules[i]))
         .map(|(i, m)| Mapping {
-            id: i as u64 + 1,
+            id: mapping_id[i],
             memory_start: m.start,
             memory_limit: m.end,
             file_offset: m.file_offset,
@@ -215,7 +221,7 @@ pub fn encode(profile: &Profile) -> PprofProfile {
         .enumerate()
         .map(|(i, l)| Location {
             id: i as u64 + 1,
-            mapping_id: l.module.map_or(0, |m| m as u64 + 1),
+            mapping_id: l.module.map_or(0, |m| mapping_id[m]),
             address: l.address,
             // pprof lists the innermost (inlined) frame first, the caller last.
             line: l
