@@ -13,7 +13,8 @@ pub struct Svg;
 impl Writer for Svg {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         let header = &profile.header;
-        let program = header.command.split(' ').next().unwrap_or("program");
+        let executable = header.command.split(' ').next().unwrap_or("program");
+        let program = executable.rsplit('/').next().unwrap_or(executable);
         let threads: Vec<String> = header
             .threads
             .iter()
