@@ -50,3 +50,15 @@ fn sigaction_handler_still_gets_its_signals() {
 fn signal_handler_still_gets_its_signals() {
     assert_own_handler_kept("signal");
 }
+
+#[test]
+fn sysv_signal_handler_still_gets_its_signals() {
+    assert_own_handler_kept("sysv");
+}
+
+#[test]
+fn handler_set_behind_sigaction_is_chained_too() {
+    // glibc's sigset() does not go through sigaction(): the sampler notices the replaced
+    // handler on its next tick and puts ours back in front of it.
+    assert_own_handler_kept("sigset");
+}

@@ -229,13 +229,15 @@ impl Folded {
     }
 }
 
-/// A parsed `.txt` report: header fields and the function table.
+/// A parsed `.txt` report: header fields, the function table, and per-thread tables.
 #[derive(Debug)]
 pub struct Report {
     pub text: String,
     pub header: HashMap<String, Vec<String>>,
     /// function -> (total, self, module)
     pub functions: HashMap<String, (u64, u64, String)>,
+    /// thread label (`name (tid)`) -> that thread's function table
+    pub threads: HashMap<String, HashMap<String, (u64, u64, String)>>,
 }
 
 impl Report {
@@ -246,35 +248,41 @@ impl Report {
     pub fn parse(text: &str) -> Report {
         let mut header: HashMap<String, Vec<String>> = HashMap::new();
         let mut functions = HashMap::new();
-        let mut in_table = false;
+        let mut threads: HashMap<String, HashMap<String, (u64, u64, String)>> = HashMap::new();
+        let mut table: Option<Option<String>> = None; // Some(None): main table
         for line in text.lines() {
-            if line.trim_start().starts_with("total") {
-                in_table = true;
+            if let Some(rest) = line.strip_prefix("## thread ") {
+                let label = rest.rsplit_once(':').unwrap().0.to_owned();
+                threads.insert(label.clone(), HashMap::new());
+                table = Some(Some(label));
                 continue;
             }
-            if in_table {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let rest = line.splitn(3, '%').nth(2).unwrap_or_default().trim();
-                let (function, module) = rest.rsplit_once("  [").expect("module column");
-                functions.insert(
-                    function.to_owned(),
-                    (
-                        fields[0].parse().unwrap(),
-                        fields[2].parse().unwrap(),
-                        module.trim_end_matches(']').to_owned(),
-                    ),
-                );
-            } else if let Some((key, value)) = line.split_once(':') {
-                header
-                    .entry(key.trim().to_owned())
-                    .or_default()
-                    .push(value.trim().to_owned());
+            if line.trim_start().starts_with("total") {
+                table.get_or_insert(None);
+                continue;
+            }
+            match &table {
+                Some(_) if line.trim().is_empty() => {}
+                Some(which) => {
+                    let row = parse_row(line);
+                    match which {
+                        None => functions.insert(row.0, row.1),
+                        Some(label) => threads.get_mut(label).unwrap().insert(row.0, row.1),
+                    };
+                }
+                None => {
+                    if let Some((key, value)) = line.split_once(':') {
+                        let entry = header.entry(key.trim().to_owned()).or_default();
+                        entry.push(value.trim().to_owned());
+                    }
+                }
             }
         }
         Report {
             text: text.to_owned(),
             header,
             functions,
+            threads,
         }
     }
 
@@ -296,4 +304,16 @@ impl Report {
     pub fn samples(&self) -> u64 {
         self.number("samples")
     }
+}
+
+/// `total total% self self%  function  [module]`
+fn parse_row(line: &str) -> (String, (u64, u64, String)) {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let rest = line.splitn(3, '%').nth(2).unwrap_or_default().trim();
+    let (function, module) = rest.rsplit_once("  [").expect("module column");
+    let counts = (fields[0].parse().unwrap(), fields[2].parse().unwrap());
+    (
+        function.to_owned(),
+        (counts.0, counts.1, module.trim_end_matches(']').to_owned()),
+    )
 }

@@ -104,3 +104,104 @@ fn thread_that_does_not_exist_is_reported() {
     );
     assert_eq!(report.samples(), 0);
 }
+
+fn named_workers(env: &[(&str, &str)]) -> Run {
+    let exe = build("named_workers", &["-O2"]);
+    let mut env = env.to_vec();
+    env.push(("STACKSAMPLE_INTERVAL", "2ms"));
+    let run = crate::support::run(&exe, &["600"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "done\n");
+    run
+}
+
+/// `name (tid)` labels of the threads the report has a section for.
+fn sections(report: &crate::support::Report) -> Vec<String> {
+    let mut labels: Vec<String> = report.threads.keys().cloned().collect();
+    labels.sort();
+    labels
+}
+
+fn top_self(table: &std::collections::HashMap<String, (u64, u64, String)>) -> &str {
+    table.iter().max_by_key(|(_, (_, s, _))| *s).unwrap().0
+}
+
+#[test]
+fn all_samples_every_thread_with_its_own_section() {
+    let run = named_workers(&[("STACKSAMPLE_TID", "all")]);
+    let report = run.report();
+    let labels = sections(&report);
+    let find = |name: &str| labels.iter().find(|l| l.starts_with(name)).cloned();
+    let a = find("cruncher-a").unwrap_or_else(|| panic!("{labels:?}\n{}", report.text));
+    let b = find("cruncher-b").unwrap();
+    assert_eq!(top_self(&report.threads[&a]), "crunch_a");
+    assert_eq!(top_self(&report.threads[&b]), "crunch_b");
+    let main = find("named_workers").unwrap_or_else(|| panic!("{labels:?}"));
+    assert!(report.threads[&main].contains_key("wait_for_workers"));
+    assert!(
+        report.threads[&main].contains_key("read"),
+        "{}",
+        report.text
+    );
+    assert!(
+        labels.iter().all(|l| !l.starts_with("stacksample")),
+        "profiler threads: {labels:?}"
+    );
+}
+
+#[test]
+fn name_pattern_picks_threads_named_after_start() {
+    let run = named_workers(&[
+        ("STACKSAMPLE_THREAD", "cruncher-*"),
+        ("STACKSAMPLE_PER_THREAD", "1"),
+    ]);
+    let report = run.report();
+    let threads = &report.header["thread"];
+    assert_eq!(threads.len(), 2, "{threads:?}");
+    assert!(
+        threads.iter().all(|t| t.contains("(cruncher-")),
+        "{threads:?}"
+    );
+    let folded = run.folded();
+    let rooted = folded.count(|frames| frames[0].starts_with("cruncher-"));
+    assert_eq!(
+        rooted,
+        folded.total(),
+        "a root frame per thread: {:?}",
+        folded.stacks
+    );
+    assert!(folded.count_with("crunch_a") > 50 && folded.count_with("crunch_b") > 50);
+    assert_eq!(folded.count_with("wait_for_workers"), 0);
+}
+
+#[test]
+fn thread_churn_under_all_is_attributed() {
+    let exe = build("thread_churn", &["-O2"]);
+    let env = [("STACKSAMPLE_TID", "all"), ("STACKSAMPLE_INTERVAL", "1ms")];
+    let run = crate::support::run(&exe, &["1000"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "done 1000\n");
+    let report = run.report();
+    let in_workers = report.functions.get("churn_work").map_or(0, |row| row.0);
+    assert!(in_workers >= 100, "{}", report.text);
+    // Every sample belongs to a thread the header lists.
+    let listed: u64 = report.header["thread"]
+        .iter()
+        .map(|t| {
+            t.split(": ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(listed, report.samples());
+    assert!(
+        report.header["thread"].len() > 10,
+        "threads were found: {:?}",
+        report.header["thread"]
+    );
+}

@@ -192,7 +192,6 @@ impl Drain {
 
     /// Handles messages until every sender is gone.
     pub fn run(mut self, messages: Receiver<DrainMessage>) {
-        threads::block_signals(&[crate::signal::SAMPLE_SIGNAL]);
         for message in messages {
             match message {
                 DrainMessage::Samples(samples) => {
@@ -256,6 +255,7 @@ impl Drain {
             handler_median_nanos: times.quantile(0.5),
             handler_p99_nanos: times.quantile(0.99),
             handler_max_nanos: times.max(),
+            per_thread: context.settings.per_thread,
         }
     }
 }

@@ -34,8 +34,15 @@ fn next_symbol(name: &CStr) -> usize {
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
 }
 
-/// Stops sampling around an exec and resumes it if the exec returns (it failed).
-fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+/// Stops sampling around an exec and resumes it if the exec returns (it failed). An exec of a
+/// path that is not executable fails without replacing anything, so it goes straight through
+/// (programs that search PATH themselves try many such paths).
+fn around_exec(path: Option<*const c_char>, exec: impl FnOnce() -> c_int) -> c_int {
+    // SAFETY: the caller passes a NUL-terminated path (or an invalid one, which access
+    // rejects like execve would).
+    if path.is_some_and(|path| unsafe { libc::access(path, libc::X_OK) } != 0) {
+        return exec();
+    }
     let suspended = preload::suspend_for_exec();
     let result = exec();
     if suspended {
@@ -65,7 +72,9 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: the system call validates the caller's pointers itself (EFAULT).
-    around_exec(|| unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int })
+    around_exec(Some(path), || unsafe {
+        libc::syscall(libc::SYS_execve, path, argv, envp) as c_int
+    })
 }
 
 /// Interposed `execv(3)`.
@@ -79,7 +88,9 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
     }
     // SAFETY: `environ` is the process environment glibc maintains; the system call
     // validates the pointers.
-    around_exec(|| unsafe { libc::syscall(libc::SYS_execve, path, argv, environ) as c_int })
+    around_exec(Some(path), || unsafe {
+        libc::syscall(libc::SYS_execve, path, argv, environ) as c_int
+    })
 }
 
 /// Interposed `fexecve(3)`.
@@ -94,7 +105,7 @@ pub unsafe extern "C" fn fexecve(
 ) -> c_int {
     let empty = c"".as_ptr();
     // SAFETY: execveat with AT_EMPTY_PATH runs the file `fd` refers to, as glibc does.
-    around_exec(|| unsafe {
+    around_exec(None, || unsafe {
         libc::syscall(
             libc::SYS_execveat,
             fd,
@@ -119,7 +130,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
     // SAFETY: the address is glibc's execvp, which has this signature.
     let glibc: ExecFile = unsafe { std::mem::transmute::<usize, ExecFile>(glibc) };
     // SAFETY: forwarded preconditions.
-    around_exec(|| unsafe { glibc(file, argv) })
+    around_exec(None, || unsafe { glibc(file, argv) })
 }
 
 /// Interposed `execvpe(3)`.
@@ -139,5 +150,5 @@ pub unsafe extern "C" fn execvpe(
     // SAFETY: the address is glibc's execvpe, which has this signature.
     let glibc: ExecPath = unsafe { std::mem::transmute::<usize, ExecPath>(glibc) };
     // SAFETY: forwarded preconditions.
-    around_exec(|| unsafe { glibc(file, argv, envp) })
+    around_exec(None, || unsafe { glibc(file, argv, envp) })
 }

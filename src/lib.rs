@@ -89,6 +89,7 @@ pub mod settings;
 pub mod signal;
 pub mod stats;
 pub mod symbolize;
+mod thread_start;
 pub mod threads;
 
 pub use error::Error;

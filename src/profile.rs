@@ -151,6 +151,8 @@ pub struct Header {
     pub handler_median_nanos: Option<u64>,
     pub handler_p99_nanos: Option<u64>,
     pub handler_max_nanos: u64,
+    /// Folded and flame-graph output start each stack with a frame for its thread.
+    pub per_thread: bool,
 }
 
 /// Per-function counts: the seed API's `get_sorted()`.
@@ -290,11 +292,16 @@ impl Profile {
                 || function.module.starts_with("libc.so"))
     }
 
-    /// Every function with its total and self counts, largest total first.
-    pub fn function_counts(&self) -> Vec<FunctionCount> {
+    /// Every function with its total and self counts, largest total first; only samples of
+    /// thread `tid` if given.
+    pub fn function_counts(&self, tid: Option<i32>) -> Vec<FunctionCount> {
         let mut counts: HashMap<usize, FunctionCount> = HashMap::new();
         let mut seen = HashSet::new();
-        for stack in &self.stacks {
+        for stack in self
+            .stacks
+            .iter()
+            .filter(|s| tid.is_none_or(|tid| s.tid == tid))
+        {
             seen.clear();
             let mut leaf = None;
             for frame in self.stack_frames(stack) {
@@ -324,6 +331,14 @@ impl Profile {
                 })
         });
         rows
+    }
+
+    /// `name (tid)` of a thread, as per-thread views title it.
+    pub fn thread_label(&self, tid: i32) -> String {
+        match self.thread_name(tid) {
+            Some(name) => format!("{name} ({tid})"),
+            None => format!("thread {tid}"),
+        }
     }
 
     /// Name of thread `tid` as the header knows it.

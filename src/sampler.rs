@@ -6,6 +6,8 @@
 //! the module snapshot when libraries come and go, and frees retired snapshots once no
 //! handler can be reading them.
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use crate::modules::{Generation, ModuleRegistry, UnwindSnapshot};
 use crate::signal::slot::{Progress, SlotPool, StopReason};
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::{Stats, ThreadState};
-use crate::threads;
+use crate::thread_start;
+use crate::threads::{self, Selector};
 
 /// A handler normally answers within microseconds of its signal; a thread that waits for a
 /// CPU on a busy machine can take milliseconds. Past this a request counts as unanswered.
@@ -30,20 +33,29 @@ const BATCH_SAMPLES: usize = 256;
 const BATCH_AGE: Duration = Duration::from_millis(50);
 /// How often the sampler looks for stragglers while stopping.
 const STOP_POLL: Duration = Duration::from_millis(1);
+/// How often `all` and name patterns look for new threads (and renamed ones).
+const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// One thread the user asked for.
+/// One thread being sampled (or waited for).
 struct Target {
-    tid: i32,
     state: ThreadState,
     /// Whether a request to it is in flight.
     busy: bool,
+}
+
+/// A replaced snapshot, boxed at the address a handler may still be reading, and the slots
+/// (with their state words) that were being written when it was replaced: only those
+/// handlers can have loaded it.
+struct Retired {
+    _snapshot: Box<UnwindSnapshot>,
+    writers: Vec<(usize, u32)>,
 }
 
 /// A request sent and not yet collected.
 struct InFlight {
     slot: usize,
     armed: u32,
-    target: usize,
+    tid: i32,
     sent_nanos: u64,
     /// A handler claimed it but had not finished when the timeout passed.
     stuck: bool,
@@ -52,7 +64,9 @@ struct InFlight {
 pub struct Sampler {
     interval: Duration,
     response_timeout: u64,
-    targets: Vec<Target>,
+    selector: Selector,
+    targets: BTreeMap<i32, Target>,
+    last_scan: u64,
     in_flight: Vec<InFlight>,
     registry: ModuleRegistry,
     pool: &'static SlotPool,
@@ -60,10 +74,8 @@ pub struct Sampler {
     batch: Vec<RawSample>,
     batch_started: u64,
     stats: Arc<Stats>,
-    /// Replaced snapshots, kept boxed at the address a late handler may still be reading
-    /// until every slot is idle.
-    #[allow(clippy::vec_box)]
-    retired: Vec<Box<UnwindSnapshot>>,
+    /// Replaced snapshots, kept until every handler that may have loaded them is done.
+    retired: Vec<Retired>,
     refresh_wanted: bool,
     last_forced_refresh: Option<u64>,
 }
@@ -71,12 +83,13 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(
         interval: Duration,
-        tids: &[i32],
+        selector: Selector,
         pool: &'static SlotPool,
         to_drain: Sender<DrainMessage>,
         stats: Arc<Stats>,
     ) -> Sampler {
-        let targets = tids
+        let targets = selector
+            .fixed
             .iter()
             .map(|&tid| {
                 let state = if threads::exists(tid) {
@@ -85,18 +98,16 @@ impl Sampler {
                     ThreadState::NotFound
                 };
                 stats.set_thread_state(tid, state);
-                Target {
-                    tid,
-                    state,
-                    busy: false,
-                }
+                (tid, Target { state, busy: false })
             })
             .collect();
         let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
         Sampler {
             interval,
             response_timeout: timeout.as_nanos() as u64,
+            selector,
             targets,
+            last_scan: 0,
             in_flight: Vec::new(),
             registry: ModuleRegistry::new(),
             pool,
@@ -114,7 +125,8 @@ impl Sampler {
     /// last batch to the drain. The module snapshot is built here, not in the constructor,
     /// so the program starts without waiting for it; no request is sent before it exists.
     pub fn run(mut self) {
-        threads::block_signals(&[signal::SAMPLE_SIGNAL]);
+        threads::register_own_thread();
+        thread_start::watch(self.selector.is_dynamic());
         let first = self.registry.refresh(true);
         self.publish(first);
         let interval = self.interval.as_nanos() as u64;
@@ -132,8 +144,12 @@ impl Sampler {
             }
             self.tick();
         }
+        thread_start::watch(false);
         self.drain_in_flight();
         self.send_batch();
+        // A handler still stuck (its thread stopped mid-sample) may yet read these.
+        std::mem::forget(std::mem::take(&mut self.retired));
+        threads::unregister_own_thread();
     }
 
     /// Sleeps to `deadline`, forwarding dump requests on the way.
@@ -159,17 +175,24 @@ impl Sampler {
         let now = futex::monotonic_nanos();
         self.collect(now);
         self.refresh_modules(now);
-        for index in 0..self.targets.len() {
-            self.request(index, now);
+        self.add_started();
+        self.rescan(now);
+        signal::ensure_installed();
+        let tids: Vec<i32> = self.targets.keys().copied().collect();
+        for tid in tids {
+            self.request(tid, now);
         }
         if !self.batch.is_empty()
             && now.saturating_sub(self.batch_started) >= BATCH_AGE.as_nanos() as u64
         {
             self.send_batch();
         }
-        if !self.retired.is_empty() && self.pool.all_idle() {
-            self.retired.clear();
-        }
+        let pool = self.pool;
+        self.retired.retain(|r| {
+            r.writers
+                .iter()
+                .any(|&(slot, word)| pool.still_writing(slot, word))
+        });
     }
 
     /// Collects finished requests and cancels those past the timeout.
@@ -191,15 +214,15 @@ impl Sampler {
                 }
                 Progress::Cancelled => {
                     let request = self.in_flight.swap_remove(index);
-                    self.no_response(request.target);
+                    self.no_response(request.tid);
                     continue;
                 }
                 Progress::Writing if overdue && !request.stuck => {
                     // The handler holds the slot until it finishes; the thread may have a
                     // new request meanwhile, in another slot.
                     self.in_flight[index].stuck = true;
-                    let target = self.in_flight[index].target;
-                    self.targets[target].busy = false;
+                    let tid = self.in_flight[index].tid;
+                    self.set_busy(tid, false);
                 }
                 Progress::Waiting | Progress::Writing => {}
             }
@@ -207,11 +230,52 @@ impl Sampler {
         }
     }
 
-    fn no_response(&mut self, target: usize) {
+    fn no_response(&mut self, tid: i32) {
         Stats::add(&self.stats.no_response, 1);
-        self.targets[target].busy = false;
-        if !threads::exists(self.targets[target].tid) {
-            self.set_state(target, ThreadState::Exited);
+        self.set_busy(tid, false);
+        if !threads::exists(tid) {
+            self.set_state(tid, ThreadState::Exited);
+        }
+    }
+
+    fn set_busy(&mut self, tid: i32, busy: bool) {
+        if let Some(target) = self.targets.get_mut(&tid) {
+            target.busy = busy;
+        }
+    }
+
+    /// Adds threads that `all` or the name pattern now selects.
+    fn rescan(&mut self, now: u64) {
+        if !self.selector.is_dynamic()
+            || now.saturating_sub(self.last_scan) < RESCAN_INTERVAL.as_nanos() as u64
+        {
+            return;
+        }
+        self.last_scan = now;
+        for tid in self.selector.scan() {
+            self.add_target(tid);
+        }
+    }
+
+    /// Threads that announced themselves as they started (see `thread_start`).
+    fn add_started(&mut self) {
+        if !self.selector.is_dynamic() {
+            return;
+        }
+        for tid in thread_start::take_started() {
+            if self.selector.all || self.selector.name_matches(tid) {
+                self.add_target(tid);
+            }
+        }
+    }
+
+    fn add_target(&mut self, tid: i32) {
+        if let Entry::Vacant(entry) = self.targets.entry(tid) {
+            entry.insert(Target {
+                state: ThreadState::Sampling,
+                busy: false,
+            });
+            self.stats.set_thread_state(tid, ThreadState::Sampling);
         }
     }
 
@@ -263,19 +327,26 @@ impl Sampler {
         self.send_batch();
         let _ = self.to_drain.send(DrainMessage::Modules(generation.map));
         if let Some(old) = signal::publish_snapshot(generation.snapshot) {
-            self.retired.push(old);
+            let writers = self.pool.writing();
+            if !writers.is_empty() {
+                self.retired.push(Retired {
+                    _snapshot: old,
+                    writers,
+                });
+            }
         }
     }
 
-    /// Sends target `index` a new request unless one is in flight.
-    fn request(&mut self, index: usize, now: u64) {
-        let target = &self.targets[index];
-        let tid = target.tid;
+    /// Sends thread `tid` a new request unless one is in flight.
+    fn request(&mut self, tid: i32, now: u64) {
+        let Some(target) = self.targets.get(&tid) else {
+            return;
+        };
         match target.state {
             ThreadState::Exited => return,
             _ if target.busy => return,
             ThreadState::NotFound if !threads::exists(tid) => return,
-            ThreadState::NotFound => self.set_state(index, ThreadState::Sampling),
+            ThreadState::NotFound => self.set_state(tid, ThreadState::Sampling),
             ThreadState::Sampling => {}
         }
         let Some((slot_index, slot)) = self.pool.idle_slot() else {
@@ -291,25 +362,33 @@ impl Sampler {
             // Nothing was queued, so nothing can claim the request.
             slot.cancel(armed);
             if error.raw_os_error() == Some(libc::ESRCH) {
-                self.set_state(index, ThreadState::Exited);
+                self.set_state(tid, ThreadState::Exited);
             } else {
                 Stats::add(&self.stats.send_failed, 1);
             }
             return;
         }
-        self.targets[index].busy = true;
+        self.set_busy(tid, true);
         self.in_flight.push(InFlight {
             slot: slot_index,
             armed,
-            target: index,
+            tid,
             sent_nanos: now,
             stuck: false,
         });
     }
 
-    fn set_state(&mut self, index: usize, state: ThreadState) {
-        self.targets[index].state = state;
-        self.stats.set_thread_state(self.targets[index].tid, state);
+    /// Records a thread's new state; a thread that exited is forgotten unless the user named
+    /// it, so a later thread that reuses its id starts afresh.
+    fn set_state(&mut self, tid: i32, state: ThreadState) {
+        self.stats.set_thread_state(tid, state);
+        let fixed = self.selector.fixed.contains(&tid);
+        let in_flight = self.in_flight.iter().any(|r| r.tid == tid);
+        if state == ThreadState::Exited && !fixed && !in_flight {
+            self.targets.remove(&tid);
+        } else if let Some(target) = self.targets.get_mut(&tid) {
+            target.state = state;
+        }
     }
 
     /// Copies a finished sample out of its slot, frees the slot, and batches the sample.
@@ -320,7 +399,7 @@ impl Sampler {
         };
         let depth = data.depth.min(data.frames.len());
         let sample = RawSample {
-            tid: self.targets[request.target].tid,
+            tid: request.tid,
             generation: data.generation,
             frames: data.frames[..depth].into(),
             stop: data.stop,
@@ -328,7 +407,7 @@ impl Sampler {
         };
         slot.release(request.armed);
         if !request.stuck {
-            self.targets[request.target].busy = false;
+            self.set_busy(request.tid, false);
         }
         Stats::add(&self.stats.taken, 1);
         let counter = match sample.stop {

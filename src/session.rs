@@ -14,10 +14,12 @@ use crate::settings::{Settings, ThreadChoice};
 use crate::signal::slot::SPARE_SLOTS;
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::Stats;
-use crate::threads;
+use crate::threads::{self, Selector};
 
 /// Batches of samples the drain may be behind by before new ones are dropped (and counted).
 const CHANNEL_CAPACITY: usize = 64;
+/// Threads sampled at once with `all` or a name pattern; more are counted as `slots busy`.
+const MAX_DYNAMIC_THREADS: usize = signal::MAX_SLOTS - SPARE_SLOTS;
 /// How long the exiting program waits for its final profile. Symbolizing a large binary for
 /// the first time can take seconds.
 const FINAL_DUMP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,9 +36,14 @@ impl Session {
     pub fn start(settings: Settings) -> Result<Session, Error> {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        let tids = resolve_threads(&settings.threads, pid);
+        let selector = selector(&settings, pid);
         let (to_drain, from_sampler) = bounded(CHANNEL_CAPACITY);
-        let slots = tids.len() + SPARE_SLOTS;
+        let targets = if selector.is_dynamic() {
+            MAX_DYNAMIC_THREADS
+        } else {
+            selector.fixed.len()
+        };
+        let slots = targets + SPARE_SLOTS;
         let pool = signal::install(slots, settings.max_depth, settings.dump_signal)?;
         let stats = Arc::new(Stats::default());
         let context = DumpContext {
@@ -49,9 +56,11 @@ impl Session {
         };
         // The symbolizer is not Send, so the drain is made on its own thread.
         spawn("stacksample-drain", move || {
-            Drain::new(context).run(from_sampler)
+            threads::register_own_thread();
+            Drain::new(context).run(from_sampler);
+            threads::unregister_own_thread();
         })?;
-        let sampler = Sampler::new(settings.interval, &tids, pool, to_drain.clone(), stats);
+        let sampler = Sampler::new(settings.interval, selector, pool, to_drain.clone(), stats);
         let sampler = spawn("stacksample-samp", move || sampler.run())?;
         Ok(Session {
             pid,
@@ -83,30 +92,40 @@ impl Session {
     }
 }
 
-/// Thread ids for the user's choices; says so on stderr when one does not exist (yet).
-fn resolve_threads(choices: &[ThreadChoice], pid: i32) -> Vec<i32> {
-    choices
-        .iter()
-        .map(|choice| match *choice {
-            ThreadChoice::Main => pid,
+/// The threads the settings choose; says so on stderr when a thread id does not exist (yet).
+fn selector(settings: &Settings, pid: i32) -> Selector {
+    let mut selector = Selector {
+        fixed: Vec::new(),
+        all: false,
+        pattern: settings.thread_pattern.clone(),
+    };
+    for choice in &settings.threads {
+        match *choice {
+            ThreadChoice::Main => selector.fixed.push(pid),
+            ThreadChoice::All => selector.all = true,
             ThreadChoice::Tid(tid) => {
                 if !threads::exists(tid) {
                     eprintln!(
                         "stacksample: thread {tid} is not a thread of process {pid} (yet); it will be sampled if it appears"
                     );
                 }
-                tid
+                selector.fixed.push(tid);
             }
-        })
-        .collect()
+        }
+    }
+    selector
 }
 
+/// Starts a profiler thread with every asynchronous signal blocked from its first
+/// instruction (it inherits the mask), so none of the program's signals is delivered to it.
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
+    let previous = threads::block_async_signals();
+    let spawned = std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(body)
-        .map_err(|source| Error::System {
-            action: "start a profiler thread",
-            source,
-        })
+        .spawn(body);
+    threads::restore_signal_mask(&previous);
+    spawned.map_err(|source| Error::System {
+        action: "start a profiler thread",
+        source,
+    })
 }

@@ -19,7 +19,11 @@ const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
 const FORMAT: &str = "STACKSAMPLE_FORMAT";
 const LINES: &str = "STACKSAMPLE_LINES";
 const DEBUG_DIRS: &str = "STACKSAMPLE_DEBUG_DIRS";
-const KNOWN: [&str; 8] = [
+const THREAD: &str = "STACKSAMPLE_THREAD";
+const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
+const KNOWN: [&str; 10] = [
+    THREAD,
+    PER_THREAD,
     TID,
     INTERVAL,
     MAXDEPTH,
@@ -47,6 +51,8 @@ pub enum ThreadChoice {
     Main,
     /// A kernel thread id.
     Tid(i32),
+    /// Every thread of the process, including those created later.
+    All,
 }
 
 /// An output format; each writes `<prefix>.<extension>`.
@@ -99,6 +105,10 @@ pub struct Settings {
     pub lines: bool,
     /// Extra directories searched for separate debug files (besides /usr/lib/debug).
     pub debug_dirs: Vec<PathBuf>,
+    /// Also every thread whose name (`comm`) matches this glob, including names set later.
+    pub thread_pattern: Option<glob::Pattern>,
+    /// A root frame per thread in folded and flame-graph output.
+    pub per_thread: bool,
 }
 
 impl Settings {
@@ -113,6 +123,8 @@ impl Settings {
             formats: Format::DEFAULT.to_vec(),
             lines: true,
             debug_dirs: Vec::new(),
+            thread_pattern: None,
+            per_thread: false,
         }
     }
 
@@ -137,9 +149,15 @@ impl Settings {
             .filter(|(k, _)| k.starts_with(PREFIX))
             .collect();
         vars.sort();
+        let mut tid_given = false;
         for (name, value) in vars {
             match name.as_str() {
-                TID => settings.threads = parse_threads(&value)?,
+                TID => {
+                    settings.threads = parse_threads(&value)?;
+                    tid_given = true;
+                }
+                THREAD => settings.thread_pattern = Some(parse_pattern(&value)?),
+                PER_THREAD => settings.per_thread = parse_switch(PER_THREAD, &value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
                 OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
@@ -155,16 +173,21 @@ impl Settings {
                 }
             }
         }
+        if settings.thread_pattern.is_some() && !tid_given {
+            // A name pattern alone picks threads by name only, not also the main thread.
+            settings.threads.clear();
+        }
         Ok(settings)
     }
 }
 
 fn parse_threads(value: &str) -> Result<Vec<ThreadChoice>, Error> {
-    let hint = "use `main`, a thread id such as 12345, or a comma-separated list of them";
+    let hint = "use `main`, `all`, a thread id such as 12345, or a comma-separated list of them";
     let mut threads = Vec::new();
     for part in value.split(',').map(str::trim) {
         let choice = match part {
             "main" => ThreadChoice::Main,
+            "all" => ThreadChoice::All,
             _ => match part.parse::<i32>() {
                 Ok(tid) if tid > 0 => ThreadChoice::Tid(tid),
                 _ => {
@@ -194,6 +217,14 @@ fn parse_formats(value: &str) -> Result<Vec<Format>, Error> {
         }
     }
     Ok(formats)
+}
+
+fn parse_pattern(value: &str) -> Result<glob::Pattern, Error> {
+    let hint = "give a glob such as 'worker-*' or 'io?' matched against thread names";
+    if value.is_empty() {
+        return Err(Error::setting(THREAD, value, "the pattern is empty", hint));
+    }
+    glob::Pattern::new(value).map_err(|e| Error::setting(THREAD, value, e.msg, hint))
 }
 
 fn parse_switch(name: &'static str, value: &str) -> Result<bool, Error> {
@@ -393,6 +424,21 @@ mod tests {
         for bad in ["SIGKILL", "9", "SIGPROF", "SIGSEGV", "bogus", "SIGRTMIN+99"] {
             assert!(parse_signal(DUMP_SIGNAL, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn thread_selection() {
+        let s = parse(&[(TID, "all")]).unwrap();
+        assert_eq!(s.threads, vec![ThreadChoice::All]);
+        let s = parse(&[(THREAD, "worker-*")]).unwrap();
+        assert!(s.threads.is_empty(), "a pattern alone selects by name only");
+        assert!(s.thread_pattern.unwrap().matches("worker-3"));
+        let s = parse(&[(THREAD, "io?"), (TID, "main")]).unwrap();
+        assert_eq!(s.threads, vec![ThreadChoice::Main]);
+        for bad in ["", "[a-"] {
+            assert!(parse(&[(THREAD, bad)]).is_err(), "{bad}");
+        }
+        assert!(parse(&[(PER_THREAD, "1")]).unwrap().per_thread);
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Threads of this process: ids, existence, names. Ordinary threads only.
+//! Threads of this process: ids, existence, names, which ones to sample. Ordinary threads
+//! only.
+
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Kernel id of the calling thread.
 pub fn current_tid() -> i32 {
@@ -39,16 +42,102 @@ pub fn command_line() -> String {
     line
 }
 
-/// Blocks `signals` in the calling thread, so the profiler's own threads never take the
-/// program's process-directed signals or our sampling signal.
-pub fn block_signals(signals: &[libc::c_int]) {
-    // SAFETY: sigset_t is plain data; the calls only touch `set`.
+/// Blocks every signal that can be blocked and is not a fault in the calling thread, so a
+/// process-directed signal (a program's `SIGALRM` timer, `kill -USR2`) is delivered to one of
+/// the program's own threads, never to a profiler thread where its handler would run on a
+/// thread it does not know. Returns the mask before, for `restore_signal_mask`.
+pub fn block_async_signals() -> libc::sigset_t {
+    const FAULTS: [libc::c_int; 6] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    // SAFETY: sigset_t is plain data; the calls only touch `set` and `previous`.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &sig in signals {
-            libc::sigaddset(&mut set, sig);
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for sig in FAULTS {
+            libc::sigdelset(&mut set, sig);
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+        previous
+    }
+}
+
+/// Puts back a mask saved by `block_async_signals`.
+pub fn restore_signal_mask(previous: &libc::sigset_t) {
+    // SAFETY: `previous` is a valid signal set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
+}
+
+/// Threads of the profiler itself (sampler, drain), never sampled.
+static OWN_THREADS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+
+/// Records the calling thread as one of the profiler's own.
+pub fn register_own_thread() {
+    let tid = current_tid();
+    for slot in &OWN_THREADS {
+        if slot
+            .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Forgets the calling thread as one of the profiler's own (it is about to exit).
+pub fn unregister_own_thread() {
+    let tid = current_tid();
+    for slot in &OWN_THREADS {
+        let _ = slot.compare_exchange(tid, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+fn is_own_thread(tid: i32) -> bool {
+    OWN_THREADS
+        .iter()
+        .any(|slot| slot.load(Ordering::Acquire) == tid)
+}
+
+/// Which threads to sample: fixed ids, and/or every thread, and/or threads by name.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    pub fixed: Vec<i32>,
+    pub all: bool,
+    pub pattern: Option<glob::Pattern>,
+}
+
+impl Selector {
+    /// Whether the set of threads can change while the program runs.
+    pub fn is_dynamic(&self) -> bool {
+        self.all || self.pattern.is_some()
+    }
+
+    /// Live threads of this process that match, other than the profiler's own.
+    pub fn scan(&self) -> Vec<i32> {
+        if !self.is_dynamic() {
+            return Vec::new();
+        }
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&tid| !is_own_thread(tid))
+            .filter(|&tid| self.all || self.name_matches(tid))
+            .collect()
+    }
+
+    /// Whether thread `tid`'s current name matches the pattern.
+    pub fn name_matches(&self, tid: i32) -> bool {
+        match (&self.pattern, name(tid)) {
+            (Some(pattern), Some(name)) => pattern.matches(&name),
+            _ => false,
+        }
     }
 }

@@ -1,6 +1,8 @@
-/* Installs its own SIGPROF handler (sigaction or signal) and an ITIMER_PROF timer, burns CPU,
- * and reports how many of its own signals it saw and whether its handler is still the one
- * sigaction reports. Args: "sigaction" or "signal", milliseconds of CPU. */
+/* Installs its own SIGPROF handler (sigaction, signal, sysv_signal, or sigset, which glibc
+ * implements without calling sigaction) and an ITIMER_PROF timer, burns CPU, and reports how
+ * many of its own signals it saw and whether its handler is still the one sigaction reports.
+ * Args: "sigaction", "signal", "sysv" or "sigset", milliseconds of CPU. */
+#define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,12 @@
 static volatile sig_atomic_t ticks;
 static volatile unsigned long sink;
 
-static void on_prof(int sig) { (void)sig; ticks++; }
+static int rearm;
+static void on_prof(int sig) {
+    ticks++;
+    if (rearm)
+        sysv_signal(sig, on_prof);
+}
 static void on_prof_info(int sig, siginfo_t *info, void *ctx) {
     (void)sig; (void)info; (void)ctx;
     ticks++;
@@ -25,10 +32,17 @@ __attribute__((noinline)) void burn_cpu(double seconds) {
 }
 
 int main(int argc, char **argv) {
-    int use_signal = argc > 1 && strcmp(argv[1], "signal") == 0;
+    const char *api = argc > 1 ? argv[1] : "sigaction";
+    int use_signal = strcmp(api, "sigaction") != 0;
     double seconds = (argc > 2 ? atoi(argv[2]) : 1000) / 1000.0;
-    if (use_signal) {
+    if (strcmp(api, "signal") == 0) {
         signal(SIGPROF, on_prof);
+    } else if (strcmp(api, "sysv") == 0) {
+        /* One-shot: re-armed in the handler, as System V code does. */
+        rearm = 1;
+        sysv_signal(SIGPROF, on_prof);
+    } else if (strcmp(api, "sigset") == 0) {
+        sigset(SIGPROF, on_prof);
     } else {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

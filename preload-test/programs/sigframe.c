@@ -17,7 +17,7 @@ static double now(void) {
 }
 
 __attribute__((noinline)) void spin_in_handler(void) {
-    double end = now() + 0.004;
+    double end = now() + 0.006;
     while (now() < end)
         for (int i = 0; i < 1000; i++)
             sink++;

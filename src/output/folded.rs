@@ -1,7 +1,7 @@
 //! `<prefix>.folded`: one line per distinct stack, `root;...;leaf count`, the input format of
 //! flamegraph.pl, inferno and speedscope. Inlined functions are frames of their own. A stack
 //! cut at the depth limit starts with a `[truncated]` frame, so the loss shows in the flame
-//! graph.
+//! graph. With `STACKSAMPLE_PER_THREAD=1` every stack starts with a `name (tid)` frame.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -26,6 +26,9 @@ pub fn folded_lines(profile: &Profile) -> Vec<String> {
     let mut counts: HashMap<String, u64> = HashMap::new();
     for stack in &profile.stacks {
         let mut frames: Vec<String> = Vec::with_capacity(stack.locations.len() + 1);
+        if profile.header.per_thread {
+            frames.push(profile.thread_label(stack.tid).replace(';', ":"));
+        }
         if stack.truncated() {
             frames.push("[truncated]".to_owned());
         }

@@ -52,7 +52,7 @@ struct StackEntry<'p> {
 impl Writer for Json {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         let functions = profile
-            .function_counts()
+            .function_counts(None)
             .into_iter()
             .map(|row| {
                 let function = &profile.functions[row.function];

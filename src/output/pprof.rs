@@ -240,10 +240,7 @@ pub fn encode(profile: &Profile) -> PprofProfile {
         .stacks
         .iter()
         .map(|stack| {
-            let thread = match profile.thread_name(stack.tid) {
-                Some(name) => format!("{name} ({})", stack.tid),
-                None => stack.tid.to_string(),
-            };
+            let thread = profile.thread_label(stack.tid);
             Sample {
                 location_id: stack
                     .locations

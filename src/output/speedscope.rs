@@ -74,10 +74,7 @@ impl Writer for Speedscope {
         for stack_index in order {
             let stack = &profile.stacks[stack_index];
             let index = *thread_index.entry(stack.tid).or_insert_with(|| {
-                let name = match profile.thread_name(stack.tid) {
-                    Some(name) => format!("{name} ({})", stack.tid),
-                    None => format!("thread {}", stack.tid),
-                };
+                let name = profile.thread_label(stack.tid);
                 per_thread.push((
                     stack.tid,
                     SampledProfile {

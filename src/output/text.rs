@@ -1,5 +1,6 @@
 //! `<prefix>.txt`: a header that says what was sampled and what was lost, then every function
-//! with its total and self samples, largest total first.
+//! with its total and self samples, largest total first; with more than one thread sampled,
+//! then a section per thread with its own top functions.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -13,7 +14,26 @@ pub struct Text;
 impl Writer for Text {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         write_header(profile, out)?;
-        write_functions(profile, out)
+        write_functions(profile, None, usize::MAX, out)?;
+        let sampled: Vec<_> = profile
+            .header
+            .threads
+            .iter()
+            .filter(|t| t.samples > 0)
+            .collect();
+        if sampled.len() > 1 {
+            for thread in sampled {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "## thread {}: {} samples",
+                    profile.thread_label(thread.tid),
+                    thread.samples
+                )?;
+                write_functions(profile, Some(thread.tid), THREAD_ROWS, out)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -101,14 +121,30 @@ fn dropped(c: &Counters) -> String {
     )
 }
 
-fn write_functions(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-    let total = profile.total_samples().max(1) as f64;
+/// Rows in each thread's own table.
+const THREAD_ROWS: usize = 20;
+
+/// The function table, for one thread if `tid` is given, at most `rows` rows; percentages
+/// are of that thread's samples.
+fn write_functions(
+    profile: &Profile,
+    tid: Option<i32>,
+    rows: usize,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let samples: u64 = profile
+        .stacks
+        .iter()
+        .filter(|s| tid.is_none_or(|tid| s.tid == tid))
+        .map(|s| s.count)
+        .sum();
+    let total = samples.max(1) as f64;
     writeln!(
         out,
         "{:>8} {:>7} {:>8} {:>7}  function  [module]",
         "total", "total%", "self", "self%"
     )?;
-    for row in profile.function_counts() {
+    for row in profile.function_counts(tid).into_iter().take(rows) {
         let function = &profile.functions[row.function];
         writeln!(
             out,

@@ -98,7 +98,7 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
         }
         return;
     };
-    let snapshot = super::SNAPSHOT.load(Ordering::Acquire);
+    let snapshot = super::SNAPSHOT.load(Ordering::SeqCst);
     // SAFETY: the sampler frees a retired snapshot only when every slot is idle; we hold a
     // claimed slot, so the snapshot we loaded stays alive until `publish`.
     match (unsafe { snapshot.as_ref() }, interrupted_registers(context)) {

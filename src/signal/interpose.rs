@@ -1,4 +1,5 @@
-//! `sigaction` and `signal` as the program sees them once the library is loaded.
+//! `sigaction`, `signal`, `bsd_signal` and `sysv_signal` as the program sees them once the
+//! library is loaded.
 //!
 //! For the signals we installed handlers for (SIGPROF, the dump signal), a program that sets
 //! its own handler must not replace ours, and must still receive its own signals: its action
@@ -15,9 +16,6 @@ extern "C" {
         act: *const libc::sigaction,
         old: *mut libc::sigaction,
     ) -> libc::c_int;
-    /// glibc's `signal` under its other exported name.
-    #[link_name = "bsd_signal"]
-    fn glibc_signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
 }
 
 /// The kernel's `sigaction`, bypassing our interposer.
@@ -54,7 +52,7 @@ pub unsafe extern "C" fn sigaction(
         return unsafe { real_sigaction(sig, act, old) };
     };
     if !old.is_null() {
-        let current = chained.load().copied().unwrap_or_else(super::empty_action);
+        let current = chained.load().unwrap_or_else(super::empty_action);
         // SAFETY: the caller passed a valid out-pointer.
         unsafe { old.write(current) };
     }
@@ -63,6 +61,28 @@ pub unsafe extern "C" fn sigaction(
         chained.store(*action);
     }
     0
+}
+
+/// Installs a plain handler the way the `signal` family does, through `sigaction` (ours,
+/// so our signals stay ours); returns the previous handler or `SIG_ERR`.
+fn set_plain_handler(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+) -> libc::sighandler_t {
+    let mut action = super::empty_action();
+    action.sa_sigaction = handler;
+    action.sa_flags = flags;
+    if flags & libc::SA_NODEFER == 0 {
+        // SAFETY: `action.sa_mask` is a valid sigset owned by this frame.
+        unsafe { libc::sigaddset(&mut action.sa_mask, sig) };
+    }
+    let mut previous = super::empty_action();
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { sigaction(sig, &action, &mut previous) } != 0 {
+        return libc::SIG_ERR;
+    }
+    previous.sa_sigaction
 }
 
 /// Interposed `signal(3)`, with glibc's BSD semantics (SA_RESTART, the signal blocked in its
@@ -75,18 +95,41 @@ pub unsafe extern "C" fn signal(
     sig: libc::c_int,
     handler: libc::sighandler_t,
 ) -> libc::sighandler_t {
-    let Some(chained) = managing(sig) else {
-        // SAFETY: forwarded preconditions.
-        return unsafe { glibc_signal(sig, handler) };
-    };
-    let previous = chained
-        .load()
-        .map_or(libc::SIG_DFL, |action| action.sa_sigaction);
-    let mut action = super::empty_action();
-    action.sa_sigaction = handler;
-    action.sa_flags = libc::SA_RESTART;
-    // SAFETY: `action.sa_mask` is a valid sigset owned by this frame.
-    unsafe { libc::sigaddset(&mut action.sa_mask, sig) };
-    chained.store(action);
-    previous
+    set_plain_handler(sig, handler, libc::SA_RESTART)
+}
+
+/// Interposed `bsd_signal(3)`: the same as `signal`.
+///
+/// # Safety
+/// As for `signal(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn bsd_signal(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    set_plain_handler(sig, handler, libc::SA_RESTART)
+}
+
+/// Interposed `sysv_signal(3)`: one-shot handler, not blocked in itself, no restart.
+///
+/// # Safety
+/// As for `sysv_signal(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn sysv_signal(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    set_plain_handler(sig, handler, libc::SA_RESETHAND | libc::SA_NODEFER)
+}
+
+/// glibc's internal name for `sysv_signal`, which some programs call directly.
+///
+/// # Safety
+/// As for `sysv_signal(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn __sysv_signal(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    set_plain_handler(sig, handler, libc::SA_RESETHAND | libc::SA_NODEFER)
 }

@@ -12,9 +12,10 @@ mod handler;
 mod interpose;
 pub mod slot;
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::Error;
 use crate::modules::UnwindSnapshot;
@@ -45,36 +46,87 @@ fn is_sigreturn_trampoline(address: u64) -> bool {
     address != 0 && address == SIGRETURN_TRAMPOLINE.load(Ordering::Relaxed)
 }
 
+/// Versions of a program's action kept at once: a handler reading one while the program
+/// sets this many newer ones in between would see a torn value; nothing else can.
+const ACTION_VERSIONS: usize = 16;
+
 /// The program's own action for a signal we installed a handler for. `sigaction`/`signal`
-/// calls of the program land here (see `interpose`) instead of replacing our handler.
+/// calls of the program land here (see `interpose`) instead of replacing our handler. Stored
+/// without allocating (the program may set it from a signal handler that interrupted
+/// `malloc`): each new action goes into the next of a ring of preallocated versions, and an
+/// atomic index names the current one.
 pub struct ChainedAction {
     signal: AtomicU32,
     managed: AtomicBool,
-    /// Leaked `sigaction`s: replaced rarely and read from signal context, so never freed.
-    action: AtomicPtr<libc::sigaction>,
+    versions: [UnsafeCell<libc::sigaction>; ACTION_VERSIONS],
+    /// Index of the current version plus one; 0 while the program has set none.
+    current: AtomicUsize,
+    next: AtomicUsize,
 }
+
+// SAFETY: a version is written only after `next` hands its index to exactly one writer and
+// before `current` publishes it (Release); readers read only the published one (Acquire).
+unsafe impl Sync for ChainedAction {}
 
 impl ChainedAction {
     const fn new() -> ChainedAction {
         ChainedAction {
             signal: AtomicU32::new(0),
             managed: AtomicBool::new(false),
-            action: AtomicPtr::new(ptr::null_mut()),
+            versions: [const { UnsafeCell::new(EMPTY_ACTION) }; ACTION_VERSIONS],
+            current: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
         }
     }
 
-    fn load(&self) -> Option<&'static libc::sigaction> {
-        // SAFETY: non-null pointers come from Box::leak and are never freed.
-        unsafe { self.action.load(Ordering::Acquire).as_ref() }
+    /// The program's current action. Async-signal-safe.
+    fn load(&self) -> Option<libc::sigaction> {
+        let current = self.current.load(Ordering::Acquire);
+        let version = self.versions.get(current.checked_sub(1)?)?;
+        // SAFETY: published versions are fully written before `current` names them.
+        Some(unsafe { *version.get() })
     }
 
+    /// Records the program's new action. Async-signal-safe, allocation-free.
     fn store(&self, action: libc::sigaction) {
-        let leaked = Box::leak(Box::new(action));
-        self.action.store(leaked, Ordering::Release);
+        let index = self.next.fetch_add(1, Ordering::AcqRel) % ACTION_VERSIONS;
+        // SAFETY: `next` gave this index to us alone; see the Sync impl.
+        unsafe { *self.versions[index].get() = action };
+        self.current.store(index + 1, Ordering::Release);
     }
 
     fn manages(&self, sig: libc::c_int) -> bool {
         self.managed.load(Ordering::Acquire) && self.signal.load(Ordering::Relaxed) == sig as u32
+    }
+
+    /// Puts our handler back if something bypassed `sigaction` (a raw system call, `sigset`)
+    /// and replaced it: what it installed becomes the program's action to chain to.
+    fn ensure_installed(&self, handler: usize) {
+        if !self.managed.load(Ordering::Acquire) {
+            return;
+        }
+        let sig = self.signal.load(Ordering::Relaxed) as libc::c_int;
+        let mut current = empty_action();
+        // SAFETY: querying with a null new action only writes `current`.
+        if unsafe { interpose::real_sigaction(sig, ptr::null(), &mut current) } != 0
+            || current.sa_sigaction == handler
+        {
+            return;
+        }
+        self.store(current);
+        let _ = self.install(sig, handler);
+    }
+
+    fn install(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
+        let mut ours = empty_action();
+        ours.sa_sigaction = handler;
+        ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // SAFETY: `ours` is a fully initialised action whose handler is an extern "C"
+        // SA_SIGINFO function of this library, which is never unloaded while it is installed.
+        if unsafe { interpose::real_sigaction(sig, &ours, ptr::null_mut()) } != 0 {
+            return Err(Error::last_os("install the signal handler"));
+        }
+        Ok(())
     }
 
     /// Installs `handler` for `sig`, keeping the current action to chain to.
@@ -86,14 +138,7 @@ impl ChainedAction {
         }
         self.store(previous);
         self.signal.store(sig as u32, Ordering::Relaxed);
-        let mut ours = empty_action();
-        ours.sa_sigaction = handler;
-        ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        // SAFETY: `ours` is a fully initialised action whose handler is an extern "C"
-        // SA_SIGINFO function of this library, which is never unloaded while it is installed.
-        if unsafe { interpose::real_sigaction(sig, &ours, ptr::null_mut()) } != 0 {
-            return Err(Error::last_os("install the signal handler"));
-        }
+        self.install(sig, handler)?;
         let mut installed = empty_action();
         // SAFETY: querying with a null new action only writes `installed`.
         if unsafe { interpose::real_sigaction(sig, ptr::null(), &mut installed) } == 0 {
@@ -105,10 +150,18 @@ impl ChainedAction {
     }
 }
 
-/// A zeroed action: SIG_DFL, empty mask, no flags.
+/// SIG_DFL, empty mask, no flags.
+const EMPTY_ACTION: libc::sigaction = libc::sigaction {
+    sa_sigaction: libc::SIG_DFL,
+    // SAFETY: sigset_t is plain data; all-zero is the empty set.
+    sa_mask: unsafe { std::mem::zeroed() },
+    sa_flags: 0,
+    sa_restorer: None,
+};
+
+/// A fresh SIG_DFL action.
 fn empty_action() -> libc::sigaction {
-    // SAFETY: sigaction is plain data; all-zero is a valid value (SIG_DFL, empty mask).
-    unsafe { std::mem::zeroed() }
+    EMPTY_ACTION
 }
 
 /// Wake-up reasons for the sampler, as bits of a futex word.
@@ -139,6 +192,16 @@ impl Control {
     }
 }
 
+/// Re-installs our handlers if something replaced them behind `sigaction`'s back. The
+/// sampler calls this before each round of requests.
+pub fn ensure_installed() {
+    PROGRAM_SAMPLE_ACTION.ensure_installed(handler::on_sample_signal as *const () as usize);
+    PROGRAM_DUMP_ACTION.ensure_installed(handler::on_dump_signal as *const () as usize);
+}
+
+/// Slot indices travel in 8 bits of a request's value.
+pub const MAX_SLOTS: usize = 256;
+
 /// Installs the sampling handler (and the dump handler) once per process and returns the
 /// slot pool. The handlers stay installed for the life of the process (a late request must
 /// never meet the default action); a later call reuses them and the pool if it is big enough.
@@ -147,6 +210,12 @@ pub fn install(
     max_depth: usize,
     dump_signal: Option<libc::c_int>,
 ) -> Result<&'static SlotPool, Error> {
+    if slots > MAX_SLOTS {
+        return Err(Error::System {
+            action: "sample that many threads at once",
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        });
+    }
     if let Some(pool) = pool() {
         if pool.max_depth() < max_depth || pool.slots.len() < slots {
             return Err(Error::System {
@@ -215,7 +284,9 @@ pub fn pool() -> Option<&'static SlotPool> {
 /// Makes `snapshot` the one new handlers use and returns the one it replaces, which the
 /// caller may free only once every slot is idle.
 pub fn publish_snapshot(snapshot: Box<UnwindSnapshot>) -> Option<Box<UnwindSnapshot>> {
-    let old = SNAPSHOT.swap(Box::into_raw(snapshot), Ordering::AcqRel);
+    // SeqCst pairs with the handler's claim and load: either the sampler's later look at the
+    // slots sees the handler writing, or the handler's load sees the new snapshot.
+    let old = SNAPSHOT.swap(Box::into_raw(snapshot), Ordering::SeqCst);
     // SAFETY: non-null values of SNAPSHOT always come from Box::into_raw in this function.
     (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
 }

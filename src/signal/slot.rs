@@ -127,9 +127,23 @@ impl SlotPool {
             .find(|(_, slot)| slot.phase() == IDLE)
     }
 
-    /// True when no handler holds or may claim any slot.
-    pub fn all_idle(&self) -> bool {
-        self.slots.iter().all(|slot| slot.phase() == IDLE)
+    /// Slots a handler is writing now, with their state words.
+    pub fn writing(&self) -> Vec<(usize, u32)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let word = slot.state.load(Ordering::SeqCst);
+                (word & PHASE_MASK == WRITING).then_some((index, word))
+            })
+            .collect()
+    }
+
+    /// Whether slot `index` is still in the writing state `word`.
+    pub fn still_writing(&self, index: usize, word: u32) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|slot| slot.state.load(Ordering::SeqCst) == word)
     }
 }
 
@@ -206,11 +220,12 @@ impl SampleSlot {
     /// exclusively the caller's until `publish`.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn claim(&self, armed: u32) -> Option<&mut SlotData> {
+        // SeqCst: see `publish_snapshot`.
         self.state
             .compare_exchange(
                 armed,
                 with_phase(armed, WRITING),
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .ok()?;
@@ -255,6 +270,7 @@ mod tests {
         slot.publish(next);
         assert!(slot.finished(next).is_some());
         slot.release(next);
-        assert!(pool.all_idle());
+        assert!(pool.writing().is_empty());
+        assert!(slot.arm().is_some(), "released slots can be armed again");
     }
 }
