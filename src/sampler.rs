@@ -35,12 +35,16 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 const STOP_POLL: Duration = Duration::from_millis(1);
 /// How often `all` and name patterns look for new threads (and renamed ones).
 const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
+/// How often a sampled thread's name is read again.
+const NAME_REFRESH: Duration = Duration::from_millis(50);
 
 /// One thread being sampled (or waited for).
 struct Target {
     state: ThreadState,
     /// Whether a request to it is in flight.
     busy: bool,
+    /// When its name was last read (threads name themselves after they start).
+    name_read: u64,
 }
 
 /// A replaced snapshot, boxed at the address a handler may still be reading, and the slots
@@ -98,7 +102,12 @@ impl Sampler {
                     ThreadState::NotFound
                 };
                 stats.set_thread_state(tid, state);
-                (tid, Target { state, busy: false })
+                let target = Target {
+                    state,
+                    busy: false,
+                    name_read: 0,
+                };
+                (tid, target)
             })
             .collect();
         let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
@@ -238,6 +247,19 @@ impl Sampler {
         }
     }
 
+    /// Re-reads a sampled thread's name now and then, so the report has the name it ends
+    /// with, not the one it started with.
+    fn refresh_name(&mut self, tid: i32) {
+        let now = futex::monotonic_nanos();
+        let Some(target) = self.targets.get_mut(&tid) else {
+            return;
+        };
+        if now.saturating_sub(target.name_read) >= NAME_REFRESH.as_nanos() as u64 {
+            target.name_read = now;
+            self.stats.set_thread_state(tid, ThreadState::Sampling);
+        }
+    }
+
     fn set_busy(&mut self, tid: i32, busy: bool) {
         if let Some(target) = self.targets.get_mut(&tid) {
             target.busy = busy;
@@ -274,6 +296,7 @@ impl Sampler {
             entry.insert(Target {
                 state: ThreadState::Sampling,
                 busy: false,
+                name_read: futex::monotonic_nanos(),
             });
             self.stats.set_thread_state(tid, ThreadState::Sampling);
         }
@@ -409,6 +432,7 @@ impl Sampler {
         if !request.stuck {
             self.set_busy(request.tid, false);
         }
+        self.refresh_name(request.tid);
         Stats::add(&self.stats.taken, 1);
         let counter = match sample.stop {
             StopReason::Complete => None,
