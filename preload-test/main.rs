@@ -2,6 +2,7 @@
 //! assertions on what a user reads: stacks, counts, files, exit codes, stderr.
 
 mod dump;
+mod endings;
 mod exec;
 mod formats;
 mod settings;

@@ -206,6 +206,7 @@ impl Drain {
                 }
                 DrainMessage::Dump { done } => {
                     let result = self.dump();
+                    crate::signal::note_dump_written();
                     match done {
                         Some(done) => {
                             let _ = done.send(result);

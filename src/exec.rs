@@ -1,4 +1,4 @@
-//! `execve` and friends as the program sees them with the library loaded.
+//! `execve` and friends, and `_exit`, as the program sees them with the library loaded.
 //!
 //! A new program image starts with SIGPROF at its default action, terminate; a sample
 //! request of ours still pending at that moment would kill it. So before the image is
@@ -9,29 +9,24 @@
 //! be defined in stable Rust; glibc's versions call the system call directly, so a program
 //! that uses them and blocks SIGPROF while our request is pending can still be hit.
 
-use std::ffi::{c_char, c_int, CStr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ffi::{c_char, c_int};
+use std::sync::atomic::AtomicUsize;
 
-use crate::preload;
+use crate::{glibc, preload};
 
 type ExecPath =
     unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 type ExecFile = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
 /// glibc's `execvp` and `execvpe` (PATH search and the ENOEXEC shell fallback), looked up
-/// once at load time: `dlsym` is not safe in a forked child of a threaded program.
+/// at load time: `dlsym` is not safe in a forked child of a threaded program.
 static GLIBC_EXECVP: AtomicUsize = AtomicUsize::new(0);
 static GLIBC_EXECVPE: AtomicUsize = AtomicUsize::new(0);
 
 #[ctor::ctor]
-fn resolve_glibc_exec() {
-    GLIBC_EXECVP.store(next_symbol(c"execvp"), Ordering::Release);
-    GLIBC_EXECVPE.store(next_symbol(c"execvpe"), Ordering::Release);
-}
-
-fn next_symbol(name: &CStr) -> usize {
-    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other preconditions.
-    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
+fn resolve_at_load() {
+    glibc::next_definition(&GLIBC_EXECVP, c"execvp");
+    glibc::next_definition(&GLIBC_EXECVPE, c"execvpe");
 }
 
 /// Stops sampling around an exec and resumes it if the exec returns (it failed). An exec of a
@@ -43,7 +38,7 @@ fn around_exec(path: Option<*const c_char>, exec: impl FnOnce() -> c_int) -> c_i
     if path.is_some_and(|path| unsafe { libc::access(path, libc::X_OK) } != 0) {
         return exec();
     }
-    let suspended = preload::suspend_for_exec();
+    let suspended = preload::stop_before_image_ends();
     let result = exec();
     if suspended {
         // SAFETY: __errno_location is always valid for the calling thread.
@@ -59,6 +54,37 @@ fn missing_function() -> c_int {
     // SAFETY: __errno_location is always valid for the calling thread.
     unsafe { *libc::__errno_location() = libc::ENOSYS };
     -1
+}
+
+/// Interposed `_exit(2)`: writes the profile first (the destructor will not run), unless
+/// this is a forked or vfork child, which never touches its parent's session.
+///
+/// # Safety
+/// As for `_exit(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    preload::stop_before_image_ends();
+    // SAFETY: exit_group ends the process; it does not return.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_exit()
+}
+
+/// Interposed `_Exit(3)`: the same as `_exit`.
+///
+/// # Safety
+/// As for `_Exit(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: forwarded preconditions.
+    unsafe { _exit(status) }
+}
+
+/// exit_group does not return; if it somehow did, end with SIGKILL rather than continue.
+fn unreachable_exit() -> ! {
+    loop {
+        // SAFETY: raising SIGKILL at ourselves ends the process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
 }
 
 /// Interposed `execve(2)`.
@@ -123,7 +149,7 @@ pub unsafe extern "C" fn fexecve(
 /// As for `execvp(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let glibc = GLIBC_EXECVP.load(Ordering::Acquire);
+    let glibc = glibc::next_definition(&GLIBC_EXECVP, c"execvp");
     if glibc == 0 {
         return missing_function();
     }
@@ -143,7 +169,7 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    let glibc = GLIBC_EXECVPE.load(Ordering::Acquire);
+    let glibc = glibc::next_definition(&GLIBC_EXECVPE, c"execvpe");
     if glibc == 0 {
         return missing_function();
     }

@@ -79,6 +79,7 @@
 pub mod drain;
 pub mod error;
 mod exec;
+mod glibc;
 pub mod modules;
 pub mod output;
 mod preload;

@@ -34,9 +34,10 @@ fn on_exit() {
     });
 }
 
-/// Called before the process image is replaced: stops sampling, writes the profile, and
-/// drops any request of ours still pending. True if a session was running.
-pub(crate) fn suspend_for_exec() -> bool {
+/// Called before the process image is replaced or the process ends without running
+/// destructors (`_exit`): stops sampling, writes the profile, and drops any request of ours
+/// still pending. True if a session was running.
+pub(crate) fn stop_before_image_ends() -> bool {
     let mut suspended = false;
     guarded(|| {
         suspended = finish_own_session();
@@ -47,7 +48,7 @@ pub(crate) fn suspend_for_exec() -> bool {
     suspended
 }
 
-/// Called when an exec returned (failed) after `suspend_for_exec`.
+/// Called when an exec returned (failed) after `stop_before_image_ends`.
 pub(crate) fn resume_after_failed_exec() {
     guarded(|| {
         if let Some(settings) = SETTINGS.get() {

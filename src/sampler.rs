@@ -67,6 +67,9 @@ struct InFlight {
 
 pub struct Sampler {
     interval: Duration,
+    /// Write the profile this often (`STACKSAMPLE_FLUSH`).
+    flush: Option<u64>,
+    last_flush: u64,
     response_timeout: u64,
     selector: Selector,
     targets: BTreeMap<i32, Target>,
@@ -87,6 +90,7 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(
         interval: Duration,
+        flush: Option<Duration>,
         selector: Selector,
         pool: &'static SlotPool,
         to_drain: Sender<DrainMessage>,
@@ -113,6 +117,8 @@ impl Sampler {
         let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
         Sampler {
             interval,
+            flush: flush.map(|f| f.as_nanos() as u64),
+            last_flush: futex::monotonic_nanos(),
             response_timeout: timeout.as_nanos() as u64,
             selector,
             targets,
@@ -136,6 +142,7 @@ impl Sampler {
     pub fn run(mut self) {
         threads::register_own_thread();
         thread_start::watch(self.selector.is_dynamic());
+        signal::set_sampling(true);
         let first = self.registry.refresh(true);
         self.publish(first);
         let interval = self.interval.as_nanos() as u64;
@@ -154,6 +161,7 @@ impl Sampler {
             self.tick();
         }
         thread_start::watch(false);
+        signal::set_sampling(false);
         self.drain_in_flight();
         self.send_batch();
         // A handler still stuck (its thread stopped mid-sample) may yet read these.
@@ -187,6 +195,7 @@ impl Sampler {
         self.add_started();
         self.rescan(now);
         signal::ensure_installed();
+        self.flush_if_due(now);
         let tids: Vec<i32> = self.targets.keys().copied().collect();
         for tid in tids {
             self.request(tid, now);
@@ -202,6 +211,17 @@ impl Sampler {
                 .iter()
                 .any(|&(slot, word)| pool.still_writing(slot, word))
         });
+    }
+
+    fn flush_if_due(&mut self, now: u64) {
+        let Some(flush) = self.flush else {
+            return;
+        };
+        if now.saturating_sub(self.last_flush) >= flush {
+            self.last_flush = now;
+            self.send_batch();
+            let _ = self.to_drain.send(DrainMessage::Dump { done: None });
+        }
     }
 
     /// Collects finished requests and cancels those past the timeout.

@@ -60,7 +60,14 @@ impl Session {
             Drain::new(context).run(from_sampler);
             threads::unregister_own_thread();
         })?;
-        let sampler = Sampler::new(settings.interval, selector, pool, to_drain.clone(), stats);
+        let sampler = Sampler::new(
+            settings.interval,
+            settings.flush,
+            selector,
+            pool,
+            to_drain.clone(),
+            stats,
+        );
         let sampler = spawn("stacksample-samp", move || sampler.run())?;
         Ok(Session {
             pid,

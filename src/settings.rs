@@ -21,7 +21,9 @@ const LINES: &str = "STACKSAMPLE_LINES";
 const DEBUG_DIRS: &str = "STACKSAMPLE_DEBUG_DIRS";
 const THREAD: &str = "STACKSAMPLE_THREAD";
 const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
-const KNOWN: [&str; 10] = [
+const FLUSH: &str = "STACKSAMPLE_FLUSH";
+const KNOWN: [&str; 11] = [
+    FLUSH,
     THREAD,
     PER_THREAD,
     TID,
@@ -109,6 +111,8 @@ pub struct Settings {
     pub thread_pattern: Option<glob::Pattern>,
     /// A root frame per thread in folded and flame-graph output.
     pub per_thread: bool,
+    /// Also write the profile this often, so a crash or SIGKILL loses at most that much.
+    pub flush: Option<Duration>,
 }
 
 impl Settings {
@@ -125,6 +129,7 @@ impl Settings {
             debug_dirs: Vec::new(),
             thread_pattern: None,
             per_thread: false,
+            flush: None,
         }
     }
 
@@ -158,6 +163,7 @@ impl Settings {
                 }
                 THREAD => settings.thread_pattern = Some(parse_pattern(&value)?),
                 PER_THREAD => settings.per_thread = parse_switch(PER_THREAD, &value)?,
+                FLUSH => settings.flush = parse_flush(&value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
                 OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
@@ -254,6 +260,24 @@ fn parse_dirs(name: &'static str, value: &str, start_dir: &Path) -> Result<Vec<P
 }
 
 fn parse_interval(value: &str) -> Result<Duration, Error> {
+    parse_duration(INTERVAL, value, MIN_INTERVAL..=MAX_INTERVAL)
+}
+
+/// Writing a profile costs milliseconds; more often than this would be most of the work.
+const MIN_FLUSH: Duration = Duration::from_millis(100);
+
+fn parse_flush(value: &str) -> Result<Option<Duration>, Error> {
+    if matches!(value.trim(), "0" | "none" | "off") {
+        return Ok(None);
+    }
+    parse_duration(FLUSH, value, MIN_FLUSH..=Duration::from_secs(24 * 3600)).map(Some)
+}
+
+fn parse_duration(
+    name: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<Duration, Error> {
     let hint = "write a number with a unit: 10ms, 500us, 0.05s or 2000000ns";
     let text = value.trim();
     let split = text
@@ -265,10 +289,10 @@ fn parse_interval(value: &str) -> Result<Duration, Error> {
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
         "s" => 1.0,
-        "" => return Err(Error::setting(INTERVAL, value, "the unit is missing", hint)),
+        "" => return Err(Error::setting(name, value, "the unit is missing", hint)),
         _ => {
             let problem = format!("unknown unit {unit:?}");
-            return Err(Error::setting(INTERVAL, value, problem, hint));
+            return Err(Error::setting(name, value, problem, hint));
         }
     };
     let seconds = match number.trim().parse::<f64>() {
@@ -283,9 +307,9 @@ fn parse_interval(value: &str) -> Result<Duration, Error> {
         }
     };
     let interval = Duration::from_secs_f64(seconds);
-    if interval < MIN_INTERVAL || interval > MAX_INTERVAL {
-        let problem = format!("must be between {MIN_INTERVAL:?} and {MAX_INTERVAL:?}");
-        return Err(Error::setting(INTERVAL, value, problem, hint));
+    if !range.contains(&interval) {
+        let problem = format!("must be between {:?} and {:?}", range.start(), range.end());
+        return Err(Error::setting(name, value, problem, hint));
     }
     Ok(interval)
 }

@@ -8,7 +8,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::threads;
+use crate::{glibc, threads};
 
 type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
 type PthreadCreate = unsafe extern "C" fn(
@@ -18,7 +18,8 @@ type PthreadCreate = unsafe extern "C" fn(
     *mut c_void,
 ) -> libc::c_int;
 
-/// glibc's `pthread_create`, looked up once at load time.
+/// glibc's `pthread_create`, looked up once (at load time, or at the first call if that
+/// comes first: our own constructor starts threads).
 static GLIBC_PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
 /// Whether a session wants to hear of new threads.
 static WATCHING: AtomicBool = AtomicBool::new(false);
@@ -27,10 +28,12 @@ static STARTED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 const MAX_PENDING: usize = 4096;
 
 #[ctor::ctor]
-fn resolve_glibc_pthread_create() {
-    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other preconditions.
-    let address = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) };
-    GLIBC_PTHREAD_CREATE.store(address as usize, Ordering::Release);
+fn resolve_at_load() {
+    glibc_pthread_create();
+}
+
+fn glibc_pthread_create() -> usize {
+    glibc::next_definition(&GLIBC_PTHREAD_CREATE, c"pthread_create")
 }
 
 /// Starts or stops collecting the ids of new threads.
@@ -79,7 +82,7 @@ pub unsafe extern "C" fn pthread_create(
     routine: StartRoutine,
     argument: *mut c_void,
 ) -> libc::c_int {
-    let glibc = GLIBC_PTHREAD_CREATE.load(Ordering::Acquire);
+    let glibc = glibc_pthread_create();
     if glibc == 0 {
         return libc::EAGAIN;
     }

@@ -1,7 +1,8 @@
 /* Runs for a given time in busy_loop after changing to /, printing a line on start so a test
- * knows it is running. Args: milliseconds, exit code. */
+ * knows it is running. Args: milliseconds, exit code, and "_exit" to end with _exit(). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,5 +29,9 @@ int main(int argc, char **argv) {
     fflush(stdout);
     busy_loop(seconds);
     printf("done\n");
-    return argc > 2 ? atoi(argv[2]) : 0;
+    fflush(stdout);
+    int code = argc > 2 ? atoi(argv[2]) : 0;
+    if (argc > 3 && strcmp(argv[3], "_exit") == 0)
+        _exit(code);
+    return code;
 }

@@ -7,10 +7,11 @@
 //!   corrupt frame pointer ends the stack instead of faulting;
 //! - signals that are not ours go to the handler the program installed.
 //!
-//! Items the handler touches: [`super::POOL`] (slots, preallocated), [`super::SNAPSHOT`]
+//! Items the handlers touch: [`super::POOL`] (slots, preallocated), [`super::SNAPSHOT`]
 //! (unwinder and stack regions, built on the sampler thread), `SIGRETURN_TRAMPOLINE`, the
-//! [`super::ChainedAction`]s, [`super::CONTROL`] (dump handler only), `framehop`'s `unwind_frame` with a
-//! `MustNotAllocateDuringUnwind` cache, and the system calls `getpid`, `clock_gettime`, and `futex` (dump handler only).
+//! [`super::ChainedAction`]s, `framehop`'s `unwind_frame` with a `MustNotAllocateDuringUnwind`
+//! cache, and the system calls `getpid`, `gettid`, `clock_gettime`; the dump and termination
+//! handlers also [`super::CONTROL`], `DUMPS_WRITTEN`, `futex`, `rt_sigaction` and `tgkill`.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -53,6 +54,18 @@ pub extern "C" fn on_dump_signal(
     super::CONTROL.request(super::Control::DUMP);
     chain(&super::PROGRAM_DUMP_ACTION, sig, info, context);
     errno.restore();
+}
+
+/// Handler for SIGINT, SIGTERM, SIGHUP and SIGQUIT while the program leaves them at their
+/// default action: asks for the profile, waits until it is written (a futex wait, bounded),
+/// then lets the signal end the program as it would have.
+pub extern "C" fn on_termination_signal(
+    sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
+    super::dump_and_wait();
+    super::end_with_default_action(sig);
 }
 
 /// Our requests are queued by this process with `SI_QUEUE` and a value whose upper half is

@@ -6,7 +6,7 @@
 //! is recorded as the one to chain to, and it reads back what it set. Every other signal goes
 //! straight to glibc. Both functions are async-signal-safe, as POSIX requires of `sigaction`.
 
-use super::{ChainedAction, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
+use super::{ChainedAction, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION, TERMINATION_ACTIONS};
 
 extern "C" {
     /// glibc's exported implementation behind `sigaction`.
@@ -37,6 +37,13 @@ fn managing(sig: libc::c_int) -> Option<&'static ChainedAction> {
         .find(|chained| chained.manages(sig))
 }
 
+/// Our stand-in for a termination signal's default action, if we hold one for `sig`.
+fn standing_in(sig: libc::c_int) -> Option<&'static ChainedAction> {
+    TERMINATION_ACTIONS
+        .iter()
+        .find(|chained| chained.manages(sig))
+}
+
 /// Interposed `sigaction(2)`.
 ///
 /// # Safety
@@ -47,6 +54,19 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> libc::c_int {
+    if let Some(chained) = standing_in(sig) {
+        // The program reads back the default it left; a new action of its own replaces ours.
+        if !old.is_null() {
+            let current = chained.load().unwrap_or_else(super::empty_action);
+            // SAFETY: the caller passed a valid out-pointer.
+            unsafe { old.write(current) };
+        }
+        // SAFETY: the caller passed a valid action or null.
+        return match unsafe { act.as_ref() } {
+            Some(action) => chained.step_aside(sig, action),
+            None => 0,
+        };
+    }
     let Some(chained) = managing(sig) else {
         // SAFETY: forwarded preconditions.
         return unsafe { real_sigaction(sig, act, old) };

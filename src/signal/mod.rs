@@ -37,6 +37,23 @@ static PROGRAM_SAMPLE_ACTION: ChainedAction = ChainedAction::new();
 static PROGRAM_DUMP_ACTION: ChainedAction = ChainedAction::new();
 /// Requests to the sampler thread from signal context and from other threads.
 pub static CONTROL: Control = Control::new();
+/// Signals that end the program by default; while the program leaves them at the default we
+/// write the profile first, then let them end it.
+const TERMINATION_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+/// Our stand-in default actions for [`TERMINATION_SIGNALS`], in the same order.
+static TERMINATION_ACTIONS: [ChainedAction; 4] = [
+    ChainedAction::new(),
+    ChainedAction::new(),
+    ChainedAction::new(),
+    ChainedAction::new(),
+];
+/// Profiles written so far (a futex word: a terminating thread waits for the next one).
+static DUMPS_WRITTEN: AtomicU32 = AtomicU32::new(0);
+/// Whether a sampler is running to take a dump request.
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+/// How long a terminating signal waits for its profile before ending the program anyway.
+const TERMINATION_DUMP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// glibc's `__restore_rt`, where every handler installed through glibc returns to; read back
 /// from our own installed action (`sa_restorer`).
 static SIGRETURN_TRAMPOLINE: AtomicU64 = AtomicU64::new(0);
@@ -129,6 +146,27 @@ impl ChainedAction {
         Ok(())
     }
 
+    /// Installs `handler` for `sig` only if the program left it at the default action (and
+    /// is not the dump signal); the program taking the signal later makes us step aside.
+    fn take_over_default(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
+        let mut current = empty_action();
+        // SAFETY: querying with a null new action only writes `current`.
+        if unsafe { interpose::real_sigaction(sig, ptr::null(), &mut current) } != 0 {
+            return Err(Error::last_os("read the current signal action"));
+        }
+        if current.sa_sigaction != libc::SIG_DFL || PROGRAM_DUMP_ACTION.manages(sig) {
+            return Ok(());
+        }
+        self.take_over(sig, handler)
+    }
+
+    /// Gives the signal back to the program: installs `action` for real.
+    fn step_aside(&self, sig: libc::c_int, action: &libc::sigaction) -> libc::c_int {
+        self.managed.store(false, Ordering::Release);
+        // SAFETY: `action` is the program's valid action.
+        unsafe { interpose::real_sigaction(sig, action, ptr::null_mut()) }
+    }
+
     /// Installs `handler` for `sig`, keeping the current action to chain to.
     fn take_over(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
         let mut previous = empty_action();
@@ -192,6 +230,49 @@ impl Control {
     }
 }
 
+/// Called by the drain after each profile it writes.
+pub fn note_dump_written() {
+    DUMPS_WRITTEN.fetch_add(1, Ordering::AcqRel);
+    futex::wake(&DUMPS_WRITTEN);
+}
+
+/// Marks whether a sampler is running (dump requests are only answered while one is).
+pub fn set_sampling(running: bool) {
+    SAMPLING.store(running, Ordering::Release);
+}
+
+/// Asks for a profile and waits until it is written. Async-signal-safe (atomics and futex).
+fn dump_and_wait() {
+    if !SAMPLING.load(Ordering::Acquire) {
+        return;
+    }
+    let before = DUMPS_WRITTEN.load(Ordering::Acquire);
+    CONTROL.request(Control::DUMP);
+    let deadline = futex::monotonic_after(TERMINATION_DUMP_TIMEOUT);
+    while DUMPS_WRITTEN.load(Ordering::Acquire) == before {
+        if futex::monotonic_nanos() >= timespec_nanos(&deadline) {
+            return;
+        }
+        futex::wait_until(&DUMPS_WRITTEN, before, &deadline);
+    }
+}
+
+fn timespec_nanos(time: &libc::timespec) -> u64 {
+    (time.tv_sec as u64) * 1_000_000_000 + time.tv_nsec as u64
+}
+
+/// Puts the default action back for `sig` and sends it again to this thread: delivered when
+/// our handler returns, it ends the program as it would have without us.
+fn end_with_default_action(sig: libc::c_int) {
+    let default = empty_action();
+    // SAFETY: installing SIG_DFL with a valid action; tgkill to ourselves. Both are
+    // async-signal-safe system calls.
+    unsafe {
+        interpose::real_sigaction(sig, &default, ptr::null_mut());
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+    }
+}
+
 /// Re-installs our handlers if something replaced them behind `sigaction`'s back. The
 /// sampler calls this before each round of requests.
 pub fn ensure_installed() {
@@ -234,6 +315,9 @@ pub fn install(
     )?;
     if let Some(sig) = dump_signal {
         PROGRAM_DUMP_ACTION.take_over(sig, handler::on_dump_signal as *const () as usize)?;
+    }
+    for (sig, chained) in TERMINATION_SIGNALS.iter().zip(&TERMINATION_ACTIONS) {
+        chained.take_over_default(*sig, handler::on_termination_signal as *const () as usize)?;
     }
     Ok(pool)
 }
