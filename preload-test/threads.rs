@@ -205,3 +205,68 @@ fn thread_churn_under_all_is_attributed() {
         report.header["thread"]
     );
 }
+
+#[test]
+fn blocked_thread_sees_no_eintr_and_its_stack_shows_the_call() {
+    let exe = build("eintr_counter", &["-O2"]);
+    let env = [("STACKSAMPLE_INTERVAL", "1ms")];
+    let run = crate::support::run(&exe, &["60"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "eintr read 0 poll 0 sleep 0 cond 0\n");
+    let folded = run.folded();
+    for (caller, call) in [
+        ("blocked_read", "read"),
+        ("blocked_poll", "poll"),
+        ("blocked_sleep", "nanosleep"),
+        ("blocked_cond", "pthread_cond_timedwait"),
+    ] {
+        let seen = folded.count(|f| {
+            let at = f.iter().position(|n| n == caller);
+            at.is_some_and(|i| f[i + 1..].iter().any(|n| n.contains(call)))
+                && f.contains(&"main".into())
+        });
+        assert!(
+            seen >= 5,
+            "{caller} -> {call}: {seen} samples: {:?}",
+            folded.stacks
+        );
+    }
+    let report = run.report();
+    assert!(
+        report.field("taken by").starts_with("0 signals"),
+        "{}",
+        report.text
+    );
+}
+
+#[test]
+fn cpu_mode_leaves_blocked_threads_out() {
+    let run = named_workers(&[("STACKSAMPLE_TID", "all"), ("STACKSAMPLE_MODE", "cpu")]);
+    let report = run.report();
+    assert_eq!(report.field("mode"), "cpu");
+    let labels = sections(&report);
+    let samples_of = |name: &str| {
+        report.header["thread"]
+            .iter()
+            .find(|t| t.contains(&format!("({name})")))
+            .map_or(0, |t| {
+                t.split(": ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+    };
+    assert!(
+        samples_of("cruncher-a") >= 100,
+        "{labels:?}\n{}",
+        report.text
+    );
+    assert!(samples_of("cruncher-b") >= 100);
+    // main waits in read and the sleeper in nanosleep: (almost) no CPU, (almost) no samples.
+    assert!(samples_of("named_workersO2") <= 5, "{}", report.text);
+    assert!(samples_of("sleeper") <= 5, "{}", report.text);
+}

@@ -54,7 +54,8 @@ fn assert_hot_split(flags: &[&str]) {
         burn_self >= 0.99,
         "burn is the leaf of only {burn_self} of samples"
     );
-    assert_eq!(report.functions["main"].0, total);
+    // A sample or two may land after main returned, in exit.
+    assert!(report.functions["main"].0 as f64 >= 0.99 * total as f64);
     assert_eq!(
         report.functions["hot_a"].2,
         exe.file_name().unwrap().to_str().unwrap()
@@ -156,17 +157,15 @@ fn assert_handler_stacks_reach_main(mode: &str) {
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded = run.folded();
     let in_handler = folded.count_with("spin_in_handler");
-    // How many land in the handler depends on timer delivery on a loaded machine; what
-    // matters is that those that do unwind through the signal frame.
     assert!(
-        in_handler >= 3,
+        in_handler >= 100,
         "{mode}: {in_handler} samples in the handler: {:?}",
         folded.stacks
     );
     // Through the signal frame: the interrupted main_loop sits below the handler.
     let through = folded.count(|frames| {
         let outer = frames.iter().position(|f| f == "main_loop");
-        let inner = frames.iter().position(|f| f == "alarm_handler");
+        let inner = frames.iter().position(|f| f == "usr1_handler");
         matches!((outer, inner), (Some(o), Some(i)) if o < i) && frames.contains(&"main".into())
     });
     assert!(

@@ -4,7 +4,7 @@
 //! each generation and dump requests. Aggregation is by raw addresses in bounded memory;
 //! names are looked up only when a profile is written, once per distinct address.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,14 +26,15 @@ use crate::threads;
 pub const MAX_DISTINCT_STACKS: usize = 100_000;
 
 /// One sample as the handler took it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawSample {
     pub tid: i32,
     pub generation: u32,
     /// Leaf first: the interrupted instruction, then return addresses.
     pub frames: Box<[u64]>,
     pub stop: StopReason,
-    pub handler_nanos: u64,
+    /// Time the signal handler took; `None` for a blocked thread sampled without a signal.
+    pub handler_nanos: Option<u64>,
 }
 
 /// What the sampler and the session send to the drain.
@@ -75,7 +76,9 @@ pub struct Aggregate {
 impl Aggregate {
     /// Adds a sample; false when the table is full and the sample was dropped.
     fn add(&mut self, sample: RawSample) -> bool {
-        self.handler_times.record(sample.handler_nanos);
+        if let Some(nanos) = sample.handler_nanos {
+            self.handler_times.record(nanos);
+        }
         let key = StackKey {
             tid: sample.tid,
             generation: sample.generation,
@@ -97,14 +100,6 @@ impl Aggregate {
             self.timeline.push(index);
         }
         true
-    }
-
-    fn samples_per_thread(&self) -> BTreeMap<i32, u64> {
-        let mut per_thread = BTreeMap::new();
-        for (key, count) in &self.stacks {
-            *per_thread.entry(key.tid).or_insert(0) += count;
-        }
-        per_thread
     }
 }
 
@@ -231,7 +226,6 @@ impl Drain {
 
     fn header(&self) -> Header {
         let context = &self.context;
-        let per_thread = self.aggregate.samples_per_thread();
         let threads = context
             .stats
             .thread_statuses()
@@ -240,7 +234,8 @@ impl Drain {
                 tid: status.tid,
                 name: threads::name(status.tid).or(status.name),
                 state: status.state,
-                samples: per_thread.get(&status.tid).copied().unwrap_or(0),
+                // Counted by `Profile::build`, which knows which samples it keeps.
+                samples: 0,
             })
             .collect();
         let elapsed = futex::monotonic_nanos().saturating_sub(context.started_nanos);
@@ -257,6 +252,7 @@ impl Drain {
             handler_p99_nanos: times.quantile(0.99),
             handler_max_nanos: times.max(),
             per_thread: context.settings.per_thread,
+            mode: context.settings.mode,
         }
     }
 }
@@ -288,11 +284,12 @@ mod tests {
                 generation: 1,
                 frames: vec![0x10, 0x20].into(),
                 stop: StopReason::Complete,
-                handler_nanos: 500,
+                handler_nanos: Some(500),
             };
             assert!(aggregate.add(sample));
         }
         assert_eq!(aggregate.stacks.len(), 2);
-        assert_eq!(aggregate.samples_per_thread()[&1], 2);
+        assert_eq!(aggregate.stacks[0].1, 2);
+        assert_eq!(aggregate.timeline, [0, 0, 1]);
     }
 }

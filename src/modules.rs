@@ -59,6 +59,9 @@ pub struct ModuleInfo {
     pub build_id: Option<Vec<u8>>,
     /// The program's executable (not a shared library).
     pub executable: bool,
+    /// This library, when preloaded: its frames (the thread-start trampoline, interposers)
+    /// are left out of stacks, which show the program's own calls.
+    pub profiler: bool,
 }
 
 impl ModuleInfo {
@@ -241,11 +244,17 @@ fn load_module(
             path: is_file.then_some(path),
             name,
             bias,
+            profiler: !executable && code.iter().any(|c| c.avma.contains(&own_code_address())),
             code,
             build_id,
             executable,
         }),
     }
+}
+
+/// An address inside this library's code.
+fn own_code_address() -> u64 {
+    own_code_address as *const () as u64
 }
 
 /// `.eh_frame_hdr` and `.eh_frame`, copied, with their stated addresses.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::drain::Aggregate;
 use crate::modules::{ModuleInfo, ModuleMap};
+use crate::settings::Mode;
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::{Stats, ThreadState};
 use crate::symbolize::{SourceFrame, Symbols};
@@ -116,6 +117,10 @@ pub struct Counters {
     pub depth_limit: u64,
     pub unwind_error: u64,
     pub unknown_stack: u64,
+    pub blocked_unwound: u64,
+    pub blocked_repeated: u64,
+    pub idle_skipped: u64,
+    pub between_calls: u64,
 }
 
 impl Counters {
@@ -134,6 +139,10 @@ impl Counters {
             depth_limit: Stats::get(&stats.depth_limit),
             unwind_error: Stats::get(&stats.unwind_error),
             unknown_stack: Stats::get(&stats.unknown_stack),
+            blocked_unwound: Stats::get(&stats.blocked_unwound),
+            blocked_repeated: Stats::get(&stats.blocked_repeated),
+            idle_skipped: Stats::get(&stats.idle_skipped),
+            between_calls: Stats::get(&stats.between_calls),
         }
     }
 }
@@ -153,6 +162,7 @@ pub struct Header {
     pub handler_max_nanos: u64,
     /// Folded and flame-graph output start each stack with a frame for its thread.
     pub per_thread: bool,
+    pub mode: Mode,
 }
 
 /// Per-function counts: the seed API's `get_sorted()`.
@@ -183,13 +193,16 @@ pub struct Profile {
     pub stacks: Vec<Stack>,
     /// Index into `stacks` of each sample in the order taken (may end before the last).
     pub timeline: Vec<u32>,
+    /// Samples left out because the thread was running the profiler's own code (its exit,
+    /// an interposed call), not the program's.
+    pub profiler_samples: u64,
     pub symbolize_cost: SymbolizeCost,
 }
 
 impl Profile {
     /// Names every distinct address of `aggregate` and merges stacks that name the same.
     pub fn build(
-        header: Header,
+        mut header: Header,
         aggregate: &Aggregate,
         maps: &HashMap<u32, Arc<ModuleMap>>,
         symbols: &mut Symbols,
@@ -211,11 +224,15 @@ impl Profile {
         let mut merged: HashMap<(i32, StopReason, Vec<usize>), usize> = HashMap::new();
         let mut stacks: Vec<Stack> = Vec::new();
         let mut raw_to_merged = Vec::with_capacity(aggregate.stacks.len());
+        let mut profiler_samples = 0;
         for (key, count) in &aggregate.stacks {
             let map = maps.get(&key.generation).map(Arc::as_ref);
-            let mut locations: Vec<usize> = lookup_addresses(&key.frames)
-                .map(|lookup| builder.location(map, symbols, lookup))
-                .collect();
+            let Some(mut locations) = program_locations(&mut builder, map, symbols, &key.frames)
+            else {
+                profiler_samples += count;
+                raw_to_merged.push(NOT_IN_PROFILE);
+                continue;
+            };
             locations.reverse();
             let index = *merged
                 .entry((key.tid, key.stop, locations.clone()))
@@ -231,10 +248,18 @@ impl Profile {
             stacks[index].count += count;
             raw_to_merged.push(index as u32);
         }
+        for thread in &mut header.threads {
+            thread.samples = stacks
+                .iter()
+                .filter(|s| s.tid == thread.tid)
+                .map(|s| s.count)
+                .sum();
+        }
         let timeline = aggregate
             .timeline
             .iter()
             .map(|&raw| raw_to_merged[raw as usize])
+            .filter(|&merged| merged != NOT_IN_PROFILE)
             .collect();
         Profile {
             header,
@@ -244,6 +269,7 @@ impl Profile {
             locations: builder.locations,
             stacks,
             timeline,
+            profiler_samples,
             symbolize_cost: SymbolizeCost {
                 addresses,
                 elapsed: started.elapsed(),
@@ -349,6 +375,38 @@ impl Profile {
             .find(|t| t.tid == tid)
             .and_then(|t| t.name.as_deref())
     }
+}
+
+/// Marks a raw stack that is not in the profile.
+const NOT_IN_PROFILE: u32 = u32::MAX;
+
+/// The function through which threads the program creates start (see `thread_start`).
+const THREAD_START_TRAMPOLINE: &str = "thread_start::announce_then_run";
+
+/// The locations of a raw stack, leaf first, without the profiler's thread-start
+/// trampoline; `None` when the thread was running the profiler's own code.
+fn program_locations(
+    builder: &mut Builder,
+    map: Option<&ModuleMap>,
+    symbols: &Symbols,
+    frames: &[u64],
+) -> Option<Vec<usize>> {
+    let mut locations = Vec::with_capacity(frames.len());
+    for lookup in lookup_addresses(frames) {
+        let in_profiler = map.and_then(|m| m.find(lookup)).is_some_and(|m| m.profiler);
+        if !in_profiler {
+            locations.push(builder.location(map, symbols, lookup));
+            continue;
+        }
+        let names = symbols.frames(map, lookup);
+        if !names
+            .iter()
+            .any(|f| f.function.ends_with(THREAD_START_TRAMPOLINE))
+        {
+            return None;
+        }
+    }
+    Some(locations)
 }
 
 /// Addresses to look names up at, leaf first: the leaf as is, return addresses minus one so

@@ -62,6 +62,7 @@ impl Session {
         })?;
         let sampler = Sampler::new(
             settings.interval,
+            settings.mode,
             settings.flush,
             selector,
             pool,

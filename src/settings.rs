@@ -22,7 +22,9 @@ const DEBUG_DIRS: &str = "STACKSAMPLE_DEBUG_DIRS";
 const THREAD: &str = "STACKSAMPLE_THREAD";
 const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
 const FLUSH: &str = "STACKSAMPLE_FLUSH";
-const KNOWN: [&str; 11] = [
+const MODE: &str = "STACKSAMPLE_MODE";
+const KNOWN: [&str; 12] = [
+    MODE,
     FLUSH,
     THREAD,
     PER_THREAD,
@@ -55,6 +57,24 @@ pub enum ThreadChoice {
     Tid(i32),
     /// Every thread of the process, including those created later.
     All,
+}
+
+/// What a sample stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Elapsed time: where each thread is, running or blocked.
+    Wall,
+    /// CPU time: only threads that used CPU since their last sample are sampled.
+    Cpu,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Wall => "wall",
+            Mode::Cpu => "cpu",
+        }
+    }
 }
 
 /// An output format; each writes `<prefix>.<extension>`.
@@ -113,6 +133,7 @@ pub struct Settings {
     pub per_thread: bool,
     /// Also write the profile this often, so a crash or SIGKILL loses at most that much.
     pub flush: Option<Duration>,
+    pub mode: Mode,
 }
 
 impl Settings {
@@ -130,6 +151,7 @@ impl Settings {
             thread_pattern: None,
             per_thread: false,
             flush: None,
+            mode: Mode::Wall,
         }
     }
 
@@ -164,6 +186,7 @@ impl Settings {
                 THREAD => settings.thread_pattern = Some(parse_pattern(&value)?),
                 PER_THREAD => settings.per_thread = parse_switch(PER_THREAD, &value)?,
                 FLUSH => settings.flush = parse_flush(&value)?,
+                MODE => settings.mode = parse_mode(&value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
                 OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
@@ -223,6 +246,19 @@ fn parse_formats(value: &str) -> Result<Vec<Format>, Error> {
         }
     }
     Ok(formats)
+}
+
+fn parse_mode(value: &str) -> Result<Mode, Error> {
+    match value.trim() {
+        "wall" => Ok(Mode::Wall),
+        "cpu" => Ok(Mode::Cpu),
+        _ => Err(Error::setting(
+            MODE,
+            value,
+            "unknown mode",
+            "use wall or cpu",
+        )),
+    }
 }
 
 fn parse_pattern(value: &str) -> Result<glob::Pattern, Error> {

@@ -33,6 +33,14 @@ pub struct Stats {
     pub unwind_error: AtomicU64,
     /// Samples whose stack pointer was in no known mapping (leaf only).
     pub unknown_stack: AtomicU64,
+    /// Samples of threads blocked in a system call, unwound without a signal.
+    pub blocked_unwound: AtomicU64,
+    /// Samples of threads still blocked in the same call, counted again without unwinding.
+    pub blocked_repeated: AtomicU64,
+    /// Wall mode: ticks a mostly blocked thread was skipped because it was between calls.
+    pub between_calls: AtomicU64,
+    /// CPU mode: ticks a thread was not sampled because it had used no CPU since the last.
+    pub idle_skipped: AtomicU64,
     /// Threads the user asked for, and what became of them.
     pub threads: Mutex<Vec<ThreadStatus>>,
 }

@@ -15,6 +15,46 @@ pub fn exists(tid: i32) -> bool {
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
 }
 
+/// What `/proc/self/task/<tid>/syscall` says about a thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallState {
+    /// Running, or not in a system call.
+    Running,
+    /// Blocked in a system call: the whole line (number and arguments identify the call),
+    /// and the user stack and instruction pointers at its entry.
+    Blocked { line: String, sp: u64, pc: u64 },
+}
+
+/// Whether thread `tid` is blocked in a system call, and where.
+pub fn syscall_state(tid: i32) -> Option<SyscallState> {
+    let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    let line = line.trim_end();
+    let fields: Vec<&str> = line.split(' ').collect();
+    // "nr arg1 .. arg6 sp pc"; "running", or "-1 sp pc" when not in a system call.
+    if fields.len() != 9 {
+        return Some(SyscallState::Running);
+    }
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    Some(SyscallState::Blocked {
+        line: line.to_owned(),
+        sp: hex(fields[7])?,
+        pc: hex(fields[8])?,
+    })
+}
+
+/// CPU time thread `tid` has used, in nanoseconds.
+pub fn cpu_time(tid: i32) -> Option<u64> {
+    // The kernel's clock id for a thread's CPU clock: CPUCLOCK_SCHED (2) | per-thread (4).
+    let clock = ((!tid) << 3) | 6;
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid out-pointer; an exited thread gives EINVAL.
+    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
+    (rc == 0).then(|| now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
+}
+
 /// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
 pub fn name(tid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;

@@ -174,11 +174,12 @@ pub fn encode(profile: &Profile) -> PprofProfile {
         r#type: strings.id(kind),
         unit: strings.id(unit),
     };
+    let time = profile.header.mode.name();
     let sample_type = vec![
         value_type(&mut strings, "samples", "count"),
-        value_type(&mut strings, "wall", "nanoseconds"),
+        value_type(&mut strings, time, "nanoseconds"),
     ];
-    let period_type = Some(value_type(&mut strings, "wall", "nanoseconds"));
+    let period_type = Some(value_type(&mut strings, time, "nanoseconds"));
     let has_lines = profile.frames.iter().any(|f| f.line.is_some());
     // pprof takes the first mapping for the main binary: the executable goes first.
     let mut order: Vec<usize> = (0..profile.modules.len()).collect();

@@ -63,6 +63,7 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         1.0 / h.interval.as_secs_f64()
     )?;
     writeln!(out, "duration:     {:.3} s", h.duration.as_secs_f64())?;
+    writeln!(out, "mode:         {}", h.mode.name())?;
     writeln!(
         out,
         "samples:      {} in profile, {} taken of {} requested",
@@ -70,8 +71,26 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         c.taken,
         c.requested
     )?;
+    writeln!(
+        out,
+        "taken by:     {} signals; {} blocked threads unwound without a signal, {} still-blocked samples repeated",
+        c.taken.saturating_sub(c.blocked_unwound + c.blocked_repeated),
+        c.blocked_unwound,
+        c.blocked_repeated
+    )?;
+    if h.mode == crate::settings::Mode::Cpu {
+        writeln!(
+            out,
+            "idle:         {} thread ticks skipped (no CPU used)",
+            c.idle_skipped
+        )?;
+    }
     writeln!(out, "missed:       {}", missed(c))?;
-    writeln!(out, "dropped:      {}", dropped(c))?;
+    writeln!(
+        out,
+        "dropped:      {}",
+        dropped(c, profile.profiler_samples)
+    )?;
     writeln!(
         out,
         "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only)",
@@ -104,20 +123,32 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
 
 /// Requests that produced no sample, by reason.
 fn missed(c: &Counters) -> String {
-    let total = c.no_response + c.stuck + c.slots_busy + c.send_failed + c.missed_deadlines;
+    let total = c.no_response
+        + c.stuck
+        + c.slots_busy
+        + c.send_failed
+        + c.missed_deadlines
+        + c.between_calls;
     format!(
-        "{total} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}; late signals ignored: {})",
-        c.no_response, c.stuck, c.slots_busy, c.send_failed, c.missed_deadlines, c.late_signals
+        "{total} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}, blocked thread between calls: {}; late signals ignored: {})",
+        c.no_response,
+        c.stuck,
+        c.slots_busy,
+        c.send_failed,
+        c.missed_deadlines,
+        c.between_calls,
+        c.late_signals
     )
 }
 
 /// Samples taken but not in the profile, by reason.
-fn dropped(c: &Counters) -> String {
+fn dropped(c: &Counters, in_profiler: u64) -> String {
     format!(
-        "{} (drain behind: {}, distinct-stack table full: {})",
-        c.drain_busy + c.table_full,
+        "{} (drain behind: {}, distinct-stack table full: {}, thread in the profiler's own code: {})",
+        c.drain_busy + c.table_full + in_profiler,
         c.drain_busy,
-        c.table_full
+        c.table_full,
+        in_profiler
     )
 }
 

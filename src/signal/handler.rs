@@ -130,10 +130,22 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
 
 /// Instruction, stack and frame pointer of the interrupted code.
 #[derive(Clone, Copy)]
-struct Registers {
-    ip: u64,
-    sp: u64,
-    bp: u64,
+pub struct Registers {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
+
+/// Unwinds a thread that is blocked in a system call, from the sampler thread: the same
+/// walk as in the handler, with the registers the kernel reports for the blocked thread.
+/// The caller must check afterwards that the thread stayed blocked while this ran.
+pub fn unwind_blocked(
+    snapshot: &UnwindSnapshot,
+    start: Registers,
+    cache: &mut super::slot::UnwindCache,
+    frames: &mut [u64],
+) -> (usize, StopReason) {
+    walk(snapshot, start, cache, frames)
 }
 
 fn interrupted_registers(context: *const libc::c_void) -> Option<Registers> {

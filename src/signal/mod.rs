@@ -375,6 +375,15 @@ pub fn publish_snapshot(snapshot: Box<UnwindSnapshot>) -> Option<Box<UnwindSnaps
     (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
 }
 
+/// The snapshot the handler uses now. Only the sampler thread, which alone replaces and frees
+/// snapshots, may call this, and must not keep the reference across a `publish_snapshot`.
+pub fn current_snapshot() -> Option<&'static UnwindSnapshot> {
+    // SAFETY: see above: the caller is the only thread that frees snapshots.
+    unsafe { SNAPSHOT.load(Ordering::SeqCst).as_ref() }
+}
+
+pub use handler::{unwind_blocked, Registers};
+
 /// Queues a sample request for thread `tid` of this process.
 pub fn request_sample(tid: i32, slot_index: usize, armed: u32) -> io::Result<()> {
     let value = (REQUEST_MAGIC << 40) | ((slot_index as u64 & 0xff) << 32) | u64::from(armed);
