@@ -27,9 +27,15 @@
 //!
 //! - [`settings`]: `STACKSAMPLE_*` variables -> [`settings::Settings`].
 //! - `preload`: constructor/destructor; errors become one `stacksample:` line on stderr.
+//!   `exec`: interposed `exec*` and `_exit`, which write the profile first; `glibc` finds
+//!   the definitions the interposers replace.
 //! - [`session`]: starts and stops one profiling session.
-//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh.
-//! - [`signal`]: handler installation, chaining to the program's own handlers, the sample
+//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh, blocked threads
+//!   sampled without a signal, CPU mode.
+//! - [`threads`]: which threads to sample (`main`, ids, `all`, name globs), names, masks;
+//!   `thread_start`: interposed `pthread_create`, so new threads are known as they start.
+//! - [`signal`]: handler installation, chaining to the program's own handlers (interposed
+//!   `sigaction` and the `signal` family), termination signals that dump first, the sample
 //!   slots' state machine; `signal::handler` is all the code that runs in signal context.
 //! - [`modules`]: loaded objects, unwind data copied so `dlclose` cannot pull it away.
 //! - [`drain`]: aggregation in bounded memory and dump orchestration.
