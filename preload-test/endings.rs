@@ -78,3 +78,54 @@ fn underscore_exit_writes_the_profile() {
     let report = run.report();
     assert!(report.samples() >= 250, "{}", report.text);
 }
+
+#[test]
+fn forked_child_profiles_itself_into_its_own_files() {
+    let exe = build("forker", &["-O2"]);
+    let run = crate::support::run(&exe, &["6"], &[("STACKSAMPLE_INTERVAL", "2ms")], true);
+    assert_eq!(run.code(), Some(6), "{}", run.stderr());
+    assert_eq!(run.stdout(), "child done\nparent done\n");
+    let reports: Vec<Report> = run
+        .files("stacksample.")
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .map(|p| Report::read(p))
+        .collect();
+    assert_eq!(reports.len(), 2, "one profile per process");
+    let parent = reports
+        .iter()
+        .find(|r| r.functions.contains_key("parent_work"))
+        .unwrap();
+    let child = reports
+        .iter()
+        .find(|r| r.functions.contains_key("child_work"))
+        .unwrap();
+    assert!(
+        !parent.functions.contains_key("child_work"),
+        "{}",
+        parent.text
+    );
+    assert!(
+        !child.functions.contains_key("parent_work"),
+        "{}",
+        child.text
+    );
+    assert!(child.samples() >= 100, "{}", child.text);
+    assert_ne!(parent.field("pid"), child.field("pid"));
+}
+
+#[test]
+fn forked_child_stays_inert_without_follow() {
+    let exe = build("forker", &["-O2"]);
+    let env = [("STACKSAMPLE_INTERVAL", "2ms"), ("STACKSAMPLE_FOLLOW", "0")];
+    let run = crate::support::run(&exe, &["0"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let txt: Vec<_> = run
+        .files("stacksample.")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    assert_eq!(txt.len(), 1, "{txt:?}");
+    let parent = Report::read(&txt[0]);
+    assert!(!parent.functions.contains_key("child_work"));
+}

@@ -87,15 +87,45 @@ fn start() -> Result<(), Error> {
         .map_err(|source| Error::io("read the current directory", ".", source))?;
     let settings = Settings::from_env(pid, &start_dir)?;
     let _ = SETTINGS.set(settings.clone());
-    run(settings)
+    run(settings)?;
+    // SAFETY: registering a plain extern "C" function; it stays valid (we are never unloaded).
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    Ok(())
 }
 
 fn run(settings: Settings) -> Result<(), Error> {
     let session = Session::start(settings)?;
-    if let Ok(mut slot) = SESSION.lock() {
-        *slot = Some(session);
+    if let Ok(mut slot) = SESSION.try_lock() {
+        // A session left from before a fork belongs to the parent, whose threads do not
+        // exist here: forgotten, never joined or dropped.
+        if let Some(parent) = slot.replace(session) {
+            std::mem::forget(parent);
+        }
     }
     Ok(())
+}
+
+/// In a forked child: with `STACKSAMPLE_FOLLOW` (the default) the child profiles itself into
+/// its own files; otherwise it stays inert and never touches the parent's session.
+extern "C" fn after_fork_in_child() {
+    guarded(|| {
+        let Some(settings) = SETTINGS.get().filter(|s| s.follow) else {
+            return;
+        };
+        crate::signal::reset_after_fork();
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        match settings.for_child(pid) {
+            Some(child) => {
+                if let Err(error) = run(child) {
+                    eprintln!("{error}");
+                }
+            }
+            None => eprintln!(
+                "stacksample: forked process {pid} has none of the chosen threads; not profiling it"
+            ),
+        }
+    });
 }
 
 /// Runs `body`, turning a panic into one stderr line instead of unwinding into C.

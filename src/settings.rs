@@ -23,7 +23,9 @@ const THREAD: &str = "STACKSAMPLE_THREAD";
 const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
 const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
-const KNOWN: [&str; 12] = [
+const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
+const KNOWN: [&str; 13] = [
+    FOLLOW,
     MODE,
     FLUSH,
     THREAD,
@@ -120,6 +122,8 @@ pub struct Settings {
     pub max_depth: usize,
     /// Output path prefix; `.txt` and `.folded` are appended.
     pub output_prefix: PathBuf,
+    /// The prefix before `%p` was replaced, for forked children.
+    pub output_template: PathBuf,
     /// Signal that asks for a dump, or `None` when turned off.
     pub dump_signal: Option<libc::c_int>,
     pub formats: Vec<Format>,
@@ -134,6 +138,8 @@ pub struct Settings {
     /// Also write the profile this often, so a crash or SIGKILL loses at most that much.
     pub flush: Option<Duration>,
     pub mode: Mode,
+    /// Forked children profile themselves into their own files (else they stay inert).
+    pub follow: bool,
 }
 
 impl Settings {
@@ -143,6 +149,7 @@ impl Settings {
             threads,
             interval: DEFAULT_INTERVAL,
             max_depth: DEFAULT_MAX_DEPTH,
+            output_template: output_prefix.clone(),
             output_prefix,
             dump_signal: Some(libc::SIGUSR2),
             formats: Format::DEFAULT.to_vec(),
@@ -152,7 +159,35 @@ impl Settings {
             per_thread: false,
             flush: None,
             mode: Mode::Wall,
+            follow: true,
         }
+    }
+
+    /// The settings a forked child `pid` profiles itself with: its own output files (`%p`,
+    /// or `.<pid>` appended when the prefix has no `%p`), and only threads it has: the main
+    /// thread becomes the forking thread, thread ids of the parent are dropped. `None` when
+    /// nothing is left to sample.
+    pub fn for_child(&self, pid: i32) -> Option<Settings> {
+        let template = self.output_template.to_string_lossy();
+        let output_prefix = if template.contains("%p") {
+            PathBuf::from(template.replace("%p", &pid.to_string()))
+        } else {
+            PathBuf::from(format!("{template}.{pid}"))
+        };
+        let threads: Vec<ThreadChoice> = self
+            .threads
+            .iter()
+            .copied()
+            .filter(|t| !matches!(t, ThreadChoice::Tid(_)))
+            .collect();
+        if threads.is_empty() && self.thread_pattern.is_none() {
+            return None;
+        }
+        Some(Settings {
+            threads,
+            output_prefix,
+            ..self.clone()
+        })
     }
 
     /// Reads the process environment.
@@ -171,6 +206,7 @@ impl Settings {
     ) -> Result<Settings, Error> {
         let output = resolve_output(DEFAULT_OUTPUT, pid, start_dir);
         let mut settings = Settings::new(vec![ThreadChoice::Main], output);
+        settings.output_template = start_dir.join(DEFAULT_OUTPUT);
         let mut vars: Vec<(String, String)> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with(PREFIX))
@@ -189,7 +225,11 @@ impl Settings {
                 MODE => settings.mode = parse_mode(&value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
-                OUTPUT => settings.output_prefix = parse_output(&value, pid, start_dir)?,
+                OUTPUT => {
+                    settings.output_prefix = parse_output(&value, pid, start_dir)?;
+                    settings.output_template = start_dir.join(&value);
+                }
+                FOLLOW => settings.follow = parse_switch(FOLLOW, &value)?,
                 DUMP_SIGNAL => settings.dump_signal = parse_signal(DUMP_SIGNAL, &value)?,
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
@@ -484,6 +524,24 @@ mod tests {
         for bad in ["SIGKILL", "9", "SIGPROF", "SIGSEGV", "bogus", "SIGRTMIN+99"] {
             assert!(parse_signal(DUMP_SIGNAL, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn forked_children_get_their_own_files_and_threads() {
+        let s = parse(&[(OUTPUT, "/tmp/prof.%p")]).unwrap();
+        assert_eq!(
+            s.for_child(7).unwrap().output_prefix,
+            PathBuf::from("/tmp/prof.7")
+        );
+        let s = parse(&[(OUTPUT, "/tmp/prof")]).unwrap();
+        assert_eq!(
+            s.for_child(7).unwrap().output_prefix,
+            PathBuf::from("/tmp/prof.7")
+        );
+        assert!(parse(&[(TID, "1234")]).unwrap().for_child(7).is_none());
+        let s = parse(&[(TID, "main,1234")]).unwrap();
+        assert_eq!(s.for_child(7).unwrap().threads, vec![ThreadChoice::Main]);
+        assert!(!parse(&[(FOLLOW, "0")]).unwrap().follow);
     }
 
     #[test]

@@ -138,6 +138,13 @@ pub fn unregister_own_thread() {
     }
 }
 
+/// In a forked child: the profiler threads of the parent do not exist here.
+pub fn forget_own_threads() {
+    for slot in &OWN_THREADS {
+        slot.store(0, Ordering::Release);
+    }
+}
+
 fn is_own_thread(tid: i32) -> bool {
     OWN_THREADS
         .iter()

@@ -1,5 +1,5 @@
 //! Signals: installing the handlers, asking a thread for a sample, and the few statics that
-//! signal context reads. The handler itself lives in [`handler`]; the slot state machine in
+//! signal context reads. The handler itself lives in `handler`; the slot state machine in
 //! [`slot`].
 //!
 //! A sample request is a thread-directed SIGPROF queued with `rt_tgsigqueueinfo` (the
@@ -234,6 +234,18 @@ impl Control {
 pub fn note_dump_written() {
     DUMPS_WRITTEN.fetch_add(1, Ordering::AcqRel);
     futex::wake(&DUMPS_WRITTEN);
+}
+
+/// In a forked child, before a new session starts: no thread of the parent exists here, so
+/// nothing can be writing a slot, and the parent's requests and wake-ups mean nothing.
+pub fn reset_after_fork() {
+    if let Some(pool) = pool() {
+        pool.reset_after_fork();
+    }
+    CONTROL.take();
+    SAMPLING.store(false, Ordering::Release);
+    crate::threads::forget_own_threads();
+    crate::thread_start::watch(false);
 }
 
 /// Marks whether a sampler is running (dump requests are only answered while one is).

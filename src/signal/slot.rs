@@ -127,6 +127,15 @@ impl SlotPool {
             .find(|(_, slot)| slot.phase() == IDLE)
     }
 
+    /// Returns every slot to IDLE. Only in a forked child, whose single thread cannot be
+    /// inside a handler while it runs this.
+    pub fn reset_after_fork(&self) {
+        for slot in self.slots.iter() {
+            let word = slot.state.load(Ordering::Acquire);
+            slot.state.store(with_phase(word, IDLE), Ordering::Release);
+        }
+    }
+
     /// Slots a handler is writing now, with their state words.
     pub fn writing(&self) -> Vec<(usize, u32)> {
         self.slots
