@@ -18,7 +18,11 @@ fn line_of(marker: &str) -> i64 {
 /// `mix` is a frame of its own under `outer_work`, with the right file and lines.
 fn assert_inline_frames(exe: &Path, env: &[(&str, &str)]) {
     let mut env = env.to_vec();
-    env.extend([FAST, ("STACKSAMPLE_FORMAT", "folded,json,pprof")]);
+    env.extend([
+        FAST,
+        ("STACKSAMPLE_FORMAT", "folded,json,pprof"),
+        ("STACKSAMPLE_LINES", "1"),
+    ]);
     let run = run(exe, &["200000"], &env, true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded = run.folded();

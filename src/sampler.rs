@@ -20,7 +20,7 @@ use crate::signal::slot::{Progress, SlotPool, StopReason, UnwindCache};
 use crate::signal::{self, futex, Control, Registers, CONTROL};
 use crate::stats::{Stats, ThreadState};
 use crate::thread_start;
-use crate::threads::{self, Selector, SyscallState};
+use crate::threads::{self, Selector, SyscallFile, SyscallState};
 
 /// A handler normally answers within microseconds of its signal; a thread that waits for a
 /// CPU on a busy machine can take milliseconds. Past this a request counts as unanswered.
@@ -43,6 +43,9 @@ const BLOCK_WAIT: Duration = Duration::from_micros(50);
 /// CPU mode samples a thread once it has used this much CPU (or 5% of the interval, if
 /// more) since its last sample: well above what taking a sample costs it.
 const MIN_CPU_USE: Duration = Duration::from_micros(50);
+/// Threads whose `/proc/.../syscall` file stays open between ticks (descriptors are the
+/// program's to count on; a few are a fair price for saving an open per tick).
+const MAX_OPEN_SYSCALL_FILES: usize = 8;
 /// How often a sampled thread's name is read again.
 const NAME_REFRESH: Duration = Duration::from_millis(50);
 
@@ -57,6 +60,8 @@ struct Target {
     cpu_seen: Option<u64>,
     /// Its last sample while blocked in a system call, to count again while it stays blocked.
     blocked: Option<Blocked>,
+    /// Where to look whether it is blocked (wall mode), opened at its first tick.
+    syscall_file: Option<SyscallFile>,
 }
 
 impl Target {
@@ -67,6 +72,7 @@ impl Target {
             name_read: now,
             cpu_seen: None,
             blocked: None,
+            syscall_file: None,
         }
     }
 }
@@ -504,13 +510,13 @@ impl Sampler {
         let mostly_blocked = cpu_before.is_some_and(|before| {
             cpu_now.saturating_sub(before) < self.interval.as_nanos() as u64 / 2
         });
-        let mut state = threads::syscall_state(tid);
+        let mut state = self.syscall_state(tid);
         for _ in 0..BLOCK_WAIT_TRIES {
             if !mostly_blocked || matches!(state, Some(SyscallState::Blocked { .. })) {
                 break;
             }
             std::thread::sleep(BLOCK_WAIT);
-            state = threads::syscall_state(tid);
+            state = self.syscall_state(tid);
         }
         match state {
             Some(SyscallState::Blocked { line, sp, pc }) => {
@@ -523,6 +529,21 @@ impl Sampler {
             _ if mostly_blocked => Blocking::BetweenCalls,
             _ => Blocking::Running,
         }
+    }
+
+    /// Reads `/proc/self/task/<tid>/syscall`, keeping it open while few threads are sampled
+    /// (an open file is a descriptor the program may not expect to see taken).
+    fn syscall_state(&mut self, tid: i32) -> Option<SyscallState> {
+        let keep_open = self.targets.len() <= MAX_OPEN_SYSCALL_FILES;
+        let target = self.targets.get_mut(&tid)?;
+        if !keep_open {
+            target.syscall_file = None;
+            return SyscallFile::open(tid)?.state();
+        }
+        if target.syscall_file.is_none() {
+            target.syscall_file = SyscallFile::open(tid);
+        }
+        target.syscall_file.as_ref()?.state()
     }
 
     /// Samples thread `tid`, blocked in the call `line` entered at `sp`/`pc`; false if it
@@ -554,7 +575,7 @@ impl Sampler {
             &mut self.blocked_cache,
             &mut self.blocked_frames,
         );
-        let still = threads::syscall_state(tid);
+        let still = self.syscall_state(tid);
         let unchanged = matches!(&still, Some(SyscallState::Blocked { line: now, .. }) if *now == line)
             && threads::cpu_time(tid) == Some(cpu);
         if !unchanged {

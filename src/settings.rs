@@ -153,7 +153,9 @@ impl Settings {
             output_prefix,
             dump_signal: Some(libc::SIGUSR2),
             formats: Format::DEFAULT.to_vec(),
-            lines: true,
+            // Off by default: reading DWARF (libc's debug file alone) adds 50 ms or more to
+            // every exit, which a build system running thousands of processes pays each time.
+            lines: false,
             debug_dirs: Vec::new(),
             thread_pattern: None,
             per_thread: false,

@@ -25,9 +25,27 @@ pub enum SyscallState {
     Blocked { line: String, sp: u64, pc: u64 },
 }
 
-/// Whether thread `tid` is blocked in a system call, and where.
-pub fn syscall_state(tid: i32) -> Option<SyscallState> {
-    let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+/// `/proc/self/task/<tid>/syscall`, kept open: the kernel regenerates it on every read, so
+/// one open per thread and a positioned read per look is all it costs.
+pub struct SyscallFile(std::fs::File);
+
+impl SyscallFile {
+    pub fn open(tid: i32) -> Option<SyscallFile> {
+        std::fs::File::open(format!("/proc/self/task/{tid}/syscall"))
+            .ok()
+            .map(SyscallFile)
+    }
+
+    /// Whether the thread is blocked in a system call, and where.
+    pub fn state(&self) -> Option<SyscallState> {
+        use std::os::unix::fs::FileExt;
+        let mut buffer = [0u8; 256];
+        let length = self.0.read_at(&mut buffer, 0).ok()?;
+        parse_syscall_line(std::str::from_utf8(buffer.get(..length)?).ok()?)
+    }
+}
+
+fn parse_syscall_line(line: &str) -> Option<SyscallState> {
     let line = line.trim_end();
     let fields: Vec<&str> = line.split(' ').collect();
     // "nr arg1 .. arg6 sp pc"; "running", or "-1 sp pc" when not in a system call.
