@@ -62,3 +62,28 @@ fn handler_set_behind_sigaction_is_chained_too() {
     // handler on its next tick and puts ours back in front of it.
     assert_own_handler_kept("sigset");
 }
+
+#[test]
+fn another_sampling_signal_leaves_sigprof_to_the_program() {
+    let exe = build("own_sigprof", &["-O2"]);
+    let env = [
+        ("STACKSAMPLE_INTERVAL", "1ms"),
+        ("STACKSAMPLE_SIGNAL", "SIGRTMIN+4"),
+    ];
+    let plain = run(&exe, &["sigaction", "800"], &[], false);
+    let profiled = run(&exe, &["sigaction", "800"], &env, true);
+    assert_eq!(profiled.code(), Some(0), "{}", profiled.stderr());
+    assert!(profiled.stdout().contains("handler kept yes"));
+    let (own, theirs) = (ticks(&plain.stdout()), ticks(&profiled.stdout()));
+    assert!(theirs >= own / 2 && theirs <= own * 2, "{theirs} vs {own}");
+    assert!(profiled.folded().total() >= 300);
+}
+
+#[test]
+fn program_using_the_dump_signal_still_gets_it() {
+    let exe = build("own_usr2", &["-O2"]);
+    let run = run(&exe, &[], &[("STACKSAMPLE_INTERVAL", "2ms")], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert_eq!(run.stdout(), "received 5\n");
+    assert!(run.folded().count_with("work") >= 50);
+}

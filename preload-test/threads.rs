@@ -270,3 +270,23 @@ fn cpu_mode_leaves_blocked_threads_out() {
     assert!(samples_of("named_workersO2") <= 5, "{}", report.text);
     assert!(samples_of("sleeper") <= 5, "{}", report.text);
 }
+
+#[test]
+fn sixty_four_threads_at_100_hz_keep_the_schedule() {
+    let exe = build("many_threads", &["-O2"]);
+    let env = [("STACKSAMPLE_TID", "all"), ("STACKSAMPLE_INTERVAL", "10ms")];
+    let run = crate::support::run(&exe, &["64", "1000"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let report = run.report();
+    let in_workers = report.functions.get("sleep_loop").map_or(0, |row| row.0);
+    // 64 threads x 100 Hz x 1 s, less start-up and the odd skipped tick.
+    assert!(in_workers >= 5000, "{in_workers} samples\n{}", report.text);
+    let missed = report.field("missed");
+    let behind: u64 = missed
+        .split("sampler behind schedule: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(behind <= 5, "sampler fell behind {behind} times: {missed}");
+}

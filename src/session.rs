@@ -44,7 +44,12 @@ impl Session {
             selector.fixed.len()
         };
         let slots = targets + SPARE_SLOTS;
-        let pool = signal::install(slots, settings.max_depth, settings.dump_signal)?;
+        let pool = signal::install(
+            slots,
+            settings.max_depth,
+            settings.sample_signal,
+            settings.dump_signal,
+        )?;
         let stats = Arc::new(Stats::default());
         let context = DumpContext {
             settings: settings.clone(),

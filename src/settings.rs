@@ -24,7 +24,9 @@ const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
 const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
 const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
-const KNOWN: [&str; 13] = [
+const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
+const KNOWN: [&str; 14] = [
+    SIGNAL,
     FOLLOW,
     MODE,
     FLUSH,
@@ -126,6 +128,8 @@ pub struct Settings {
     pub output_template: PathBuf,
     /// Signal that asks for a dump, or `None` when turned off.
     pub dump_signal: Option<libc::c_int>,
+    /// Signal that carries sample requests (SIGPROF unless the program needs it).
+    pub sample_signal: libc::c_int,
     pub formats: Vec<Format>,
     /// File, line and inlined functions from DWARF debug information.
     pub lines: bool,
@@ -152,6 +156,7 @@ impl Settings {
             output_template: output_prefix.clone(),
             output_prefix,
             dump_signal: Some(libc::SIGUSR2),
+            sample_signal: libc::SIGPROF,
             formats: Format::DEFAULT.to_vec(),
             // Off by default: reading DWARF (libc's debug file alone) adds 50 ms or more to
             // every exit, which a build system running thousands of processes pays each time.
@@ -232,6 +237,7 @@ impl Settings {
                     settings.output_template = start_dir.join(&value);
                 }
                 FOLLOW => settings.follow = parse_switch(FOLLOW, &value)?,
+                SIGNAL => settings.sample_signal = parse_sample_signal(&value)?,
                 DUMP_SIGNAL => settings.dump_signal = parse_signal(DUMP_SIGNAL, &value)?,
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
@@ -243,6 +249,16 @@ impl Settings {
                     })
                 }
             }
+        }
+        if settings.dump_signal == Some(settings.sample_signal) {
+            let value = format!("{}", settings.sample_signal);
+            let hint = "give STACKSAMPLE_SIGNAL and STACKSAMPLE_DUMP_SIGNAL different signals";
+            return Err(Error::setting(
+                SIGNAL,
+                &value,
+                "is also the dump signal",
+                hint,
+            ));
         }
         if settings.thread_pattern.is_some() && !tid_given {
             // A name pattern alone picks threads by name only, not also the main thread.
@@ -428,6 +444,24 @@ fn resolve_output(value: &str, pid: i32, start_dir: &Path) -> PathBuf {
     start_dir.join(value.replace("%p", &pid.to_string()))
 }
 
+/// The sampling signal: SIGPROF or a real-time signal (`SIGRTMIN+n`), never `none`.
+fn parse_sample_signal(value: &str) -> Result<libc::c_int, Error> {
+    let hint = "use SIGPROF or a real-time signal such as SIGRTMIN+4";
+    let bare = value.trim().to_ascii_uppercase();
+    if matches!(bare.as_str(), "SIGPROF" | "PROF") {
+        return Ok(libc::SIGPROF);
+    }
+    match parse_signal(SIGNAL, value)? {
+        Some(sig) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) => Ok(sig),
+        _ => Err(Error::setting(
+            SIGNAL,
+            value,
+            "not SIGPROF or a real-time signal",
+            hint,
+        )),
+    }
+}
+
 /// Accepts `SIGUSR2`, `USR2`, a number, `SIGRTMIN+n`, or `none`.
 pub fn parse_signal(name: &'static str, value: &str) -> Result<Option<libc::c_int>, Error> {
     let hint = "use a signal name such as SIGUSR2 or SIGUSR1, SIGRTMIN+3, a number, or none";
@@ -544,6 +578,12 @@ mod tests {
         let s = parse(&[(TID, "main,1234")]).unwrap();
         assert_eq!(s.for_child(7).unwrap().threads, vec![ThreadChoice::Main]);
         assert!(!parse(&[(FOLLOW, "0")]).unwrap().follow);
+        let rt = parse(&[(SIGNAL, "SIGRTMIN+4")]).unwrap().sample_signal;
+        assert_eq!(rt, libc::SIGRTMIN() + 4);
+        for bad in ["SIGUSR1", "none", "SIGKILL"] {
+            assert!(parse(&[(SIGNAL, bad)]).is_err(), "{bad}");
+        }
+        assert!(parse(&[(SIGNAL, "SIGRTMIN+1"), (DUMP_SIGNAL, "SIGRTMIN+1")]).is_err());
     }
 
     #[test]

@@ -15,14 +15,22 @@ pub mod slot;
 use std::cell::UnsafeCell;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use crate::error::Error;
 use crate::modules::UnwindSnapshot;
 use slot::SlotPool;
 
+/// The signal that carries sample requests: SIGPROF unless `STACKSAMPLE_SIGNAL` says
+/// otherwise; set once, before the handler is installed.
+static SAMPLE_SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGPROF);
+
 /// The signal that carries sample requests.
-pub const SAMPLE_SIGNAL: libc::c_int = libc::SIGPROF;
+pub fn sample_signal() -> libc::c_int {
+    SAMPLE_SIGNAL.load(Ordering::Relaxed)
+}
 
 /// Upper 24 bits of a request's value; the rest is slot index (8 bits) and armed word.
 const REQUEST_MAGIC: u64 = 0x5ac_5a3;
@@ -301,6 +309,7 @@ pub const MAX_SLOTS: usize = 256;
 pub fn install(
     slots: usize,
     max_depth: usize,
+    sample_signal_number: libc::c_int,
     dump_signal: Option<libc::c_int>,
 ) -> Result<&'static SlotPool, Error> {
     if slots > MAX_SLOTS {
@@ -310,10 +319,13 @@ pub fn install(
         });
     }
     if let Some(pool) = pool() {
-        if pool.max_depth() < max_depth || pool.slots.len() < slots {
+        if pool.max_depth() < max_depth
+            || pool.slots.len() < slots
+            || sample_signal() != sample_signal_number
+        {
             return Err(Error::System {
                 action:
-                    "restart with more threads or a larger STACKSAMPLE_MAXDEPTH in this process",
+                    "restart with more threads, a larger STACKSAMPLE_MAXDEPTH or another signal in this process",
                 source: io::Error::from(io::ErrorKind::AlreadyExists),
             });
         }
@@ -321,8 +333,9 @@ pub fn install(
     }
     let pool: &'static SlotPool = Box::leak(Box::new(SlotPool::new(slots, max_depth)));
     POOL.store(pool as *const SlotPool as *mut SlotPool, Ordering::Release);
+    SAMPLE_SIGNAL.store(sample_signal_number, Ordering::Relaxed);
     PROGRAM_SAMPLE_ACTION.take_over(
-        SAMPLE_SIGNAL,
+        sample_signal_number,
         handler::on_sample_signal as *const () as usize,
     )?;
     if let Some(sig) = dump_signal {
@@ -343,12 +356,12 @@ pub fn discard_pending_requests() {
     unsafe {
         let mut pending: libc::sigset_t = std::mem::zeroed();
         libc::sigpending(&mut pending);
-        if libc::sigismember(&pending, SAMPLE_SIGNAL) != 1 {
+        if libc::sigismember(&pending, sample_signal()) != 1 {
             return;
         }
         let mut only_sample: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut only_sample);
-        libc::sigaddset(&mut only_sample, SAMPLE_SIGNAL);
+        libc::sigaddset(&mut only_sample, sample_signal());
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &only_sample, &mut previous);
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -356,14 +369,14 @@ pub fn discard_pending_requests() {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        if libc::sigtimedwait(&only_sample, &mut info, &no_wait) == SAMPLE_SIGNAL
+        if libc::sigtimedwait(&only_sample, &mut info, &no_wait) == sample_signal()
             && handler::decode_request(&info).is_none()
         {
             libc::syscall(
                 libc::SYS_rt_tgsigqueueinfo,
                 libc::getpid(),
                 libc::gettid(),
-                SAMPLE_SIGNAL,
+                sample_signal(),
                 &info as *const libc::siginfo_t,
             );
         }
@@ -399,7 +412,8 @@ pub use handler::{unwind_blocked, Registers};
 /// Queues a sample request for thread `tid` of this process.
 pub fn request_sample(tid: i32, slot_index: usize, armed: u32) -> io::Result<()> {
     let value = (REQUEST_MAGIC << 40) | ((slot_index as u64 & 0xff) << 32) | u64::from(armed);
-    let info = QueuedSignalInfo::new(SAMPLE_SIGNAL, value);
+    let signal = sample_signal();
+    let info = QueuedSignalInfo::new(signal, value);
     // SAFETY: `info` is a fully initialised 128-byte siginfo laid out as the kernel expects
     // for SI_QUEUE; the kernel only reads it.
     let rc = unsafe {
@@ -407,7 +421,7 @@ pub fn request_sample(tid: i32, slot_index: usize, armed: u32) -> io::Result<()>
             libc::SYS_rt_tgsigqueueinfo,
             libc::getpid(),
             tid,
-            SAMPLE_SIGNAL,
+            signal,
             &info as *const QueuedSignalInfo,
         )
     };
