@@ -37,7 +37,7 @@ fn assert_dies_by_signal_with_profile(signal: libc::c_int) {
     let (status, report) = signalled(signal, &["5000", "0"], &env, 700);
     assert_eq!(status.signal(), Some(signal), "{status:?}");
     let report = report.expect("no profile written");
-    assert!(report.samples() >= 150, "{}", report.text);
+    assert!(report.samples() >= 50, "{}", report.text);
     assert!(report.functions.contains_key("busy_loop"));
 }
 
@@ -60,8 +60,14 @@ fn sigkill_keeps_the_last_flush() {
     let (status, report) = signalled(libc::SIGKILL, &["5000", "0"], &env, 1300);
     assert!(!status.success());
     let report = report.expect("no flushed profile");
-    // At least the first second of 1.3 s, at 500 samples a second.
-    assert!(report.samples() >= 300, "{}", report.text);
+    // Flushed every 300 ms, killed at 1.3 s: the profile on disk covers at least 0.9 s.
+    let covered: f64 = report
+        .field("duration")
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!(covered >= 0.9, "{}", report.text);
+    assert!(report.samples() >= 50, "{}", report.text);
 }
 
 #[test]
@@ -76,7 +82,7 @@ fn underscore_exit_writes_the_profile() {
     assert_eq!(run.code(), Some(5), "{}", run.stderr());
     assert_eq!(run.stdout(), "running\ndone\n");
     let report = run.report();
-    assert!(report.samples() >= 250, "{}", report.text);
+    assert!(report.samples() >= 80, "{}", report.text);
 }
 
 #[test]
@@ -110,7 +116,7 @@ fn forked_child_profiles_itself_into_its_own_files() {
         "{}",
         child.text
     );
-    assert!(child.samples() >= 100, "{}", child.text);
+    assert!(child.samples() >= 40, "{}", child.text);
     assert_ne!(parent.field("pid"), child.field("pid"));
 }
 

@@ -300,6 +300,18 @@ impl Report {
         digits.parse().unwrap_or_else(|_| panic!("{key}: {field}"))
     }
 
+    /// `(label, samples)` of each `thread:` header line (`tid (name): N samples...`).
+    pub fn thread_samples(&self) -> Vec<(String, u64)> {
+        self.header["thread"]
+            .iter()
+            .map(|line| {
+                let (label, rest) = line.split_once(": ").unwrap();
+                let count = rest.split(' ').next().unwrap().parse().unwrap();
+                (label.to_owned(), count)
+            })
+            .collect()
+    }
+
     /// Samples in the profile (the `samples:` line).
     pub fn samples(&self) -> u64 {
         self.number("samples")

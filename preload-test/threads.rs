@@ -185,19 +185,7 @@ fn thread_churn_under_all_is_attributed() {
     let in_workers = report.functions.get("churn_work").map_or(0, |row| row.0);
     assert!(in_workers >= 100, "{}", report.text);
     // Every sample belongs to a thread the header lists.
-    let listed: u64 = report.header["thread"]
-        .iter()
-        .map(|t| {
-            t.split(": ")
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum();
+    let listed: u64 = report.thread_samples().iter().map(|(_, n)| n).sum();
     assert_eq!(listed, report.samples());
     assert!(
         report.header["thread"].len() > 10,
@@ -244,20 +232,13 @@ fn cpu_mode_leaves_blocked_threads_out() {
     let report = run.report();
     assert_eq!(report.field("mode"), "cpu");
     let labels = sections(&report);
+    let threads = report.thread_samples();
     let samples_of = |name: &str| {
-        report.header["thread"]
+        let label = format!("({name})");
+        threads
             .iter()
-            .find(|t| t.contains(&format!("({name})")))
-            .map_or(0, |t| {
-                t.split(": ")
-                    .nth(1)
-                    .unwrap()
-                    .split(' ')
-                    .next()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-            })
+            .find(|(l, _)| l.contains(&label))
+            .map_or(0, |(_, n)| *n)
     };
     assert!(
         samples_of("cruncher-a") >= 100,

@@ -5,14 +5,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "fixture.h"
 
 static volatile unsigned long sink;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 __attribute__((noinline)) void parent_work(double seconds) {
     double end = now() + seconds;

@@ -4,14 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "fixture.h"
 
 static double seconds;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 __attribute__((noinline)) void sleep_loop(void) {
     struct timespec pause = {0, 20 * 1000 * 1000};

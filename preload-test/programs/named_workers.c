@@ -7,16 +7,12 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include "fixture.h"
 
 static volatile unsigned long sink;
 static double run_seconds;
 static int pipe_fds[2];
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 __attribute__((noinline)) void crunch_a(double end) {
     while (now() < end)

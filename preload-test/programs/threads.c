@@ -7,14 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "fixture.h"
 
 static volatile unsigned long sink;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 __attribute__((noinline)) void worker_spin(double seconds) {
     double end = now() + seconds;
