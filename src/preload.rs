@@ -12,7 +12,7 @@ use crate::session::Session;
 use crate::settings::Settings;
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
-/// Kept to resume sampling when an exec fails.
+/// The settings this process started with; forked children derive theirs from them.
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 #[ctor::ctor]
@@ -35,49 +35,71 @@ fn on_exit() {
 }
 
 /// Called before the process image is replaced or the process ends without running
-/// destructors (`_exit`): stops sampling, writes the profile, and drops any request of ours
-/// still pending. True if a session was running.
+/// destructors (`_exit`): pauses sampling, writes the profile, and drops any request of ours
+/// still pending. True if this process's session was paused.
 pub(crate) fn stop_before_image_ends() -> bool {
-    let mut suspended = false;
+    let mut paused = false;
     guarded(|| {
-        suspended = finish_own_session();
-        if suspended {
+        paused = with_own_session(|session| {
+            if let Err(error) = session.pause() {
+                eprintln!("{error}");
+            }
+        });
+        if paused {
             crate::signal::discard_pending_requests();
         }
     });
-    suspended
+    paused
 }
 
-/// Called when an exec returned (failed) after `stop_before_image_ends`.
+/// Called when an exec returned (failed) after `stop_before_image_ends`: sampling goes on,
+/// adding to the same profile.
 pub(crate) fn resume_after_failed_exec() {
     guarded(|| {
-        if let Some(settings) = SETTINGS.get() {
-            if let Err(error) = run(settings.clone()) {
+        with_own_session(|session| {
+            if let Err(error) = session.resume() {
                 eprintln!("{error}");
             }
-        }
+        });
     });
 }
 
-/// Finishes the session this process started, if any. A forked child (or a vfork child,
-/// which shares our memory) never touches its parent's session.
-fn finish_own_session() -> bool {
+/// Finishes the session this process started, if any.
+fn finish_own_session() {
+    let Some(session) = take_own_session() else {
+        return;
+    };
+    if let Err(error) = session.finish() {
+        eprintln!("{error}");
+    }
+}
+
+/// Runs `action` on the session this process started; false if there is none. A forked
+/// child (or a vfork child, which shares our memory) never touches its parent's session.
+fn with_own_session(action: impl FnOnce(&mut Session)) -> bool {
     let Ok(mut slot) = SESSION.try_lock() else {
         return false;
     };
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    if slot.as_ref().is_none_or(|session| session.pid() != pid) {
-        return false;
+    match slot.as_mut().filter(|session| session.pid() == pid) {
+        Some(session) => {
+            action(session);
+            true
+        }
+        None => false,
     }
-    let Some(session) = slot.take() else {
-        return false;
-    };
-    drop(slot);
-    if let Err(error) = session.finish() {
-        eprintln!("{error}");
+}
+
+/// Takes the session this process started out of its slot.
+fn take_own_session() -> Option<Session> {
+    let mut slot = SESSION.try_lock().ok()?;
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if slot.as_ref()?.pid() != pid {
+        return None;
     }
-    true
+    slot.take()
 }
 
 fn start() -> Result<(), Error> {

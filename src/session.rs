@@ -11,7 +11,7 @@ use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
 use crate::sampler::Sampler;
 use crate::settings::{Settings, ThreadChoice};
-use crate::signal::slot::SPARE_SLOTS;
+use crate::signal::slot::{SlotPool, SPARE_SLOTS};
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::Stats;
 use crate::threads::{self, Selector};
@@ -27,6 +27,10 @@ const FINAL_DUMP_TIMEOUT: Duration = Duration::from_secs(60);
 /// A running profiler.
 pub struct Session {
     pid: i32,
+    settings: Settings,
+    selector: Selector,
+    pool: &'static SlotPool,
+    stats: Arc<Stats>,
     sampler: Option<JoinHandle<()>>,
     to_drain: Sender<DrainMessage>,
 }
@@ -65,30 +69,39 @@ impl Session {
             Drain::new(context).run(from_sampler);
             threads::unregister_own_thread();
         })?;
-        let sampler = Sampler::new(
-            settings.interval,
-            settings.mode,
-            settings.flush,
+        let mut session = Session {
+            pid,
+            settings,
             selector,
             pool,
-            to_drain.clone(),
             stats,
-        );
-        let sampler = spawn("stacksample-samp", move || sampler.run())?;
-        Ok(Session {
-            pid,
-            sampler: Some(sampler),
+            sampler: None,
             to_drain,
-        })
+        };
+        session.resume()?;
+        Ok(session)
     }
 
-    /// The process that started the session; a forked child must not finish it.
-    pub fn pid(&self) -> i32 {
-        self.pid
+    /// Starts (again) the sampler thread; samples add to what the drain already holds.
+    pub fn resume(&mut self) -> Result<(), Error> {
+        if self.sampler.is_some() {
+            return Ok(());
+        }
+        let sampler = Sampler::new(
+            self.settings.interval,
+            self.settings.mode,
+            self.settings.flush,
+            self.selector.clone(),
+            self.pool,
+            self.to_drain.clone(),
+            self.stats.clone(),
+        );
+        self.sampler = Some(spawn("stacksample-samp", move || sampler.run())?);
+        Ok(())
     }
 
-    /// Stops sampling and writes the final profile.
-    pub fn finish(mut self) -> Result<(), Error> {
+    /// Stops sampling and writes the profile; `resume` goes on from there (a failed exec).
+    pub fn pause(&mut self) -> Result<(), Error> {
         CONTROL.request(Control::STOP);
         if let Some(sampler) = self.sampler.take() {
             let _ = sampler.join();
@@ -102,6 +115,16 @@ impl Session {
                 source: std::io::Error::from(std::io::ErrorKind::TimedOut),
             }),
         }
+    }
+
+    /// The process that started the session; a forked child must not finish it.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Stops sampling and writes the final profile.
+    pub fn finish(mut self) -> Result<(), Error> {
+        self.pause()
     }
 }
 

@@ -1,7 +1,8 @@
 /* Burns CPU, then blocks SIGPROF (so a sample request can be left pending), burns a little
  * more, and execs itself as "child" without LD_PRELOAD: a request of the profiler still
  * pending at the exec would kill the child (default action) as soon as it unblocks SIGPROF.
- * Args: none (parent) or "child". */
+ * Args: none (parent) or "child"; or "fail PATH": work, exec PATH (which fails), work again. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,25 @@ __attribute__((noinline)) void burn(double seconds) {
             sink++;
 }
 
+/* The barriers keep the calls to burn from becoming tail calls. */
+__attribute__((noinline)) void before_exec(void) {
+    burn(0.3);
+    __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void after_failed_exec(void) {
+    burn(0.3);
+    __asm__ volatile("" ::: "memory");
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "fail") == 0) {
+        before_exec();
+        char *args[] = {argv[2], NULL};
+        execv(argv[2], args);
+        printf("exec failed: %s\n", strerror(errno));
+        after_failed_exec();
+        return 0;
+    }
     sigset_t prof;
     sigemptyset(&prof);
     sigaddset(&prof, SIGPROF);
