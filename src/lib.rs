@@ -30,8 +30,8 @@
 //!   `exec`: interposed `exec*` and `_exit`, which write the profile first; `glibc` finds
 //!   the definitions the interposers replace.
 //! - [`session`]: starts and stops one profiling session.
-//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh, blocked threads
-//!   sampled without a signal, CPU mode.
+//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh, batching;
+//!   `sampler::blocked`: blocked threads sampled without a signal, idle threads in CPU mode.
 //! - [`threads`]: which threads to sample (`main`, ids, `all`, name globs), names, masks;
 //!   `thread_start`: interposed `pthread_create`, so new threads are known as they start.
 //! - [`signal`]: handler installation, chaining to the program's own handlers (interposed

@@ -6,6 +6,9 @@
 //! the module snapshot when libraries come and go, and frees retired snapshots once no
 //! handler can be reading them.
 
+mod blocked;
+
+use blocked::{Blocked, Blocking};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,10 +20,10 @@ use crate::drain::{DrainMessage, RawSample};
 use crate::modules::{Generation, ModuleRegistry, UnwindSnapshot};
 use crate::settings::Mode;
 use crate::signal::slot::{Progress, SlotPool, StopReason, UnwindCache};
-use crate::signal::{self, futex, Control, Registers, CONTROL};
+use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::{Stats, ThreadState};
 use crate::thread_start;
-use crate::threads::{self, Selector, SyscallFile, SyscallState};
+use crate::threads::{self, Selector, SyscallFile};
 
 /// A handler normally answers within microseconds of its signal; a thread that waits for a
 /// CPU on a busy machine can take milliseconds. Past this a request counts as unanswered.
@@ -36,16 +39,6 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 const STOP_POLL: Duration = Duration::from_millis(1);
 /// How often `all` and name patterns look for new threads (and renamed ones).
 const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
-/// A thread that is mostly blocked but running when looked at is looked at again this many
-/// times, this far apart, before the tick gives up on it.
-const BLOCK_WAIT_TRIES: usize = 4;
-const BLOCK_WAIT: Duration = Duration::from_micros(50);
-/// CPU mode samples a thread once it has used this much CPU (or 5% of the interval, if
-/// more) since its last sample: well above what taking a sample costs it.
-const MIN_CPU_USE: Duration = Duration::from_micros(50);
-/// Threads whose `/proc/.../syscall` file stays open between ticks (descriptors are the
-/// program's to count on; a few are a fair price for saving an open per tick).
-const MAX_OPEN_SYSCALL_FILES: usize = 8;
 /// How often a sampled thread's name is read again.
 const NAME_REFRESH: Duration = Duration::from_millis(50);
 
@@ -75,13 +68,6 @@ impl Target {
             syscall_file: None,
         }
     }
-}
-
-/// A sample of a thread blocked in a system call, and how to tell the call has not ended.
-struct Blocked {
-    call: String,
-    cpu: u64,
-    sample: RawSample,
 }
 
 /// A replaced snapshot, boxed at the address a handler may still be reading, and the slots
@@ -471,140 +457,6 @@ impl Sampler {
         });
     }
 
-    /// CPU mode: whether thread `tid` used enough CPU since its last sample to be sampled
-    /// again. Taking a sample itself costs the thread a little CPU (signal delivery and the
-    /// handler), so a blocked thread must not count that as use.
-    fn used_cpu(&mut self, tid: i32) -> bool {
-        let threshold = (self.interval.as_nanos() as u64 / 20).max(MIN_CPU_USE.as_nanos() as u64);
-        let Some(target) = self.targets.get_mut(&tid) else {
-            return false;
-        };
-        let Some(now) = threads::cpu_time(tid) else {
-            return false;
-        };
-        let used = target
-            .cpu_seen
-            .is_none_or(|before| now.saturating_sub(before) >= threshold);
-        if used {
-            target.cpu_seen = Some(now);
-        }
-        used
-    }
-
-    /// Wall mode: samples a thread blocked in a system call without a signal, which would
-    /// make calls such as `nanosleep` or `poll` return EINTR. While it stays in the same call
-    /// and uses no CPU, its last stack is counted again; otherwise the stack is unwound from
-    /// the registers the kernel reports, and kept only if the thread did not move meanwhile.
-    ///
-    /// A thread that used little CPU since its last tick but is running right now is most
-    /// likely between two calls: a signal sent now would land in the next one. It is given
-    /// a moment to block; if it does not, this tick skips it (counted).
-    fn sample_blocked(&mut self, tid: i32) -> Blocking {
-        let Some(cpu_now) = threads::cpu_time(tid) else {
-            return Blocking::Running;
-        };
-        let cpu_before = self
-            .targets
-            .get_mut(&tid)
-            .and_then(|t| t.cpu_seen.replace(cpu_now));
-        let mostly_blocked = cpu_before.is_some_and(|before| {
-            cpu_now.saturating_sub(before) < self.interval.as_nanos() as u64 / 2
-        });
-        let mut state = self.syscall_state(tid);
-        for _ in 0..BLOCK_WAIT_TRIES {
-            if !mostly_blocked || matches!(state, Some(SyscallState::Blocked { .. })) {
-                break;
-            }
-            std::thread::sleep(BLOCK_WAIT);
-            state = self.syscall_state(tid);
-        }
-        match state {
-            Some(SyscallState::Blocked { line, sp, pc }) => {
-                if self.sample_blocked_in(tid, line, sp, pc) {
-                    Blocking::Sampled
-                } else {
-                    Blocking::BetweenCalls
-                }
-            }
-            _ if mostly_blocked => Blocking::BetweenCalls,
-            _ => Blocking::Running,
-        }
-    }
-
-    /// Reads `/proc/self/task/<tid>/syscall`, keeping it open while few threads are sampled
-    /// (an open file is a descriptor the program may not expect to see taken).
-    fn syscall_state(&mut self, tid: i32) -> Option<SyscallState> {
-        let keep_open = self.targets.len() <= MAX_OPEN_SYSCALL_FILES;
-        let target = self.targets.get_mut(&tid)?;
-        if !keep_open {
-            target.syscall_file = None;
-            return SyscallFile::open(tid)?.state();
-        }
-        if target.syscall_file.is_none() {
-            target.syscall_file = SyscallFile::open(tid);
-        }
-        target.syscall_file.as_ref()?.state()
-    }
-
-    /// Samples thread `tid`, blocked in the call `line` entered at `sp`/`pc`; false if it
-    /// moved while being unwound.
-    fn sample_blocked_in(&mut self, tid: i32, line: String, sp: u64, pc: u64) -> bool {
-        let Some(cpu) = threads::cpu_time(tid) else {
-            return false;
-        };
-        let Some(target) = self.targets.get_mut(&tid) else {
-            return false;
-        };
-        if let Some(blocked) = target
-            .blocked
-            .as_ref()
-            .filter(|b| b.call == line && b.cpu == cpu)
-        {
-            let again = blocked.sample.clone();
-            Stats::add(&self.stats.blocked_repeated, 1);
-            self.record(again);
-            return true;
-        }
-        let Some(snapshot) = signal::current_snapshot() else {
-            return false;
-        };
-        let registers = Registers { ip: pc, sp, bp: 0 };
-        let (depth, stop) = signal::unwind_blocked(
-            snapshot,
-            registers,
-            &mut self.blocked_cache,
-            &mut self.blocked_frames,
-        );
-        let still = self.syscall_state(tid);
-        let unchanged = matches!(&still, Some(SyscallState::Blocked { line: now, .. }) if *now == line)
-            && threads::cpu_time(tid) == Some(cpu);
-        if !unchanged {
-            return false;
-        }
-        let sample = RawSample {
-            tid,
-            generation: snapshot.generation,
-            frames: self.blocked_frames[..depth.min(self.blocked_frames.len())].into(),
-            stop,
-            handler_nanos: None,
-        };
-        // A stack outside the known mappings is unwound again once the maps are re-read.
-        if let Some(target) = self
-            .targets
-            .get_mut(&tid)
-            .filter(|_| stop != StopReason::UnknownStack)
-        {
-            target.blocked = Some(Blocked {
-                call: line,
-                cpu,
-                sample: sample.clone(),
-            });
-        }
-        Stats::add(&self.stats.blocked_unwound, 1);
-        self.record(sample);
-        true
-    }
-
     /// Records a thread's new state; a thread that exited is forgotten unless the user named
     /// it, so a later thread that reuses its id starts afresh.
     fn set_state(&mut self, tid: i32, state: ThreadState) {
@@ -677,16 +529,6 @@ impl Sampler {
             Stats::add(&self.stats.drain_busy, count);
         }
     }
-}
-
-/// What `sample_blocked` did.
-enum Blocking {
-    /// Sampled without a signal.
-    Sampled,
-    /// Running: signal it.
-    Running,
-    /// Mostly blocked but caught between calls: skipped this tick.
-    BetweenCalls,
 }
 
 #[derive(Debug, PartialEq, Eq)]
