@@ -24,9 +24,23 @@ type UnwindModule = Module<Arc<[u8]>>;
 /// What the signal handler unwinds with. Built on an ordinary thread, read-only afterwards.
 pub struct UnwindSnapshot {
     pub generation: u32,
-    pub unwinder: UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>,
+    /// Shared by snapshots that differ only in their memory map, so the unwinder's
+    /// generation (and every slot's rule cache) survives a re-read of the map.
+    pub unwinder: Arc<UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>>,
     /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
     writable: Vec<Range<u64>>,
+}
+
+impl UnwindSnapshot {
+    /// The same modules with the writable mappings read again: for stacks of threads
+    /// created since, and mappings that went away.
+    pub fn with_fresh_regions(&self) -> Box<UnwindSnapshot> {
+        Box::new(UnwindSnapshot {
+            generation: self.generation,
+            unwinder: self.unwinder.clone(),
+            writable: writable_regions(&read_maps()),
+        })
+    }
 }
 
 impl UnwindSnapshot {
@@ -121,7 +135,7 @@ impl ModuleRegistry {
     }
 
     /// Builds a new generation if a library was loaded or unloaded since the last one, or
-    /// always when `force` (for example a stack in a mapping made after the last one).
+    /// always when `force` (at start).
     pub fn refresh(&mut self, force: bool) -> Option<Generation> {
         let counts = dl_counts();
         if !force && counts == self.dl_counts {
@@ -160,15 +174,11 @@ impl ModuleRegistry {
             }
         }
         modules.sort_by_key(|(r, _)| r.start);
-        let writable = maps
-            .iter()
-            .filter(|m| m.readable && m.writable)
-            .map(|m| m.range.clone())
-            .collect();
+        let writable = writable_regions(&maps);
         Generation {
             snapshot: Box::new(UnwindSnapshot {
                 generation: self.generation,
-                unwinder,
+                unwinder: Arc::new(unwinder),
                 writable,
             }),
             map: Arc::new(ModuleMap {
@@ -375,6 +385,13 @@ struct Mapping {
     readable: bool,
     writable: bool,
     offset: u64,
+}
+
+fn writable_regions(maps: &[Mapping]) -> Vec<Range<u64>> {
+    maps.iter()
+        .filter(|m| m.readable && m.writable)
+        .map(|m| m.range.clone())
+        .collect()
 }
 
 fn read_maps() -> Vec<Mapping> {

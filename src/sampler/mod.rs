@@ -31,6 +31,8 @@ const MIN_RESPONSE_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
 /// A stack outside every known mapping makes us re-read `/proc/self/maps`, at most this often.
 const MIN_FORCED_REFRESH_GAP: Duration = Duration::from_millis(100);
+/// The memory map the handler bounds stack reads with is re-read at least this often.
+const REGIONS_MAX_AGE: Duration = Duration::from_secs(1);
 /// Samples sent to the drain together: one wake-up of the drain per batch, not per sample.
 const BATCH_SAMPLES: usize = 256;
 /// A partial batch is sent after this long, so a dump never misses much.
@@ -111,7 +113,7 @@ pub struct Sampler {
     /// Replaced snapshots, kept until every handler that may have loaded them is done.
     retired: Vec<Retired>,
     refresh_wanted: bool,
-    last_forced_refresh: Option<u64>,
+    last_regions_refresh: u64,
 }
 
 impl Sampler {
@@ -158,7 +160,7 @@ impl Sampler {
             stats,
             retired: Vec::new(),
             refresh_wanted: false,
-            last_forced_refresh: None,
+            last_regions_refresh: 0,
         }
     }
 
@@ -368,18 +370,27 @@ impl Sampler {
         }
     }
 
+    /// Rebuilds the snapshot when libraries come or go; otherwise re-reads the memory map
+    /// when a stack was outside it (at most every 100 ms) or a second has passed, so stack
+    /// reads are bounded by mappings at most that old.
     fn refresh_modules(&mut self, now: u64) {
-        let gap = MIN_FORCED_REFRESH_GAP.as_nanos() as u64;
-        let force = self.refresh_wanted
-            && self
-                .last_forced_refresh
-                .is_none_or(|last| now.saturating_sub(last) >= gap);
-        if force {
-            self.refresh_wanted = false;
-            self.last_forced_refresh = Some(now);
+        if let Some(generation) = self.registry.refresh(false) {
+            self.last_regions_refresh = now;
+            self.publish(Some(generation));
+            return;
         }
-        let generation = self.registry.refresh(force);
-        self.publish(generation);
+        let since = now.saturating_sub(self.last_regions_refresh);
+        let wanted = self.refresh_wanted && since >= MIN_FORCED_REFRESH_GAP.as_nanos() as u64;
+        if !wanted && since < REGIONS_MAX_AGE.as_nanos() as u64 {
+            return;
+        }
+        let Some(current) = signal::current_snapshot() else {
+            return;
+        };
+        let fresh = current.with_fresh_regions();
+        self.refresh_wanted = false;
+        self.last_regions_refresh = now;
+        self.replace_snapshot(fresh);
     }
 
     /// Makes a new module generation current: the drain's map, then the handler's snapshot.
@@ -391,7 +402,12 @@ impl Sampler {
         // so the drain knows every map before any sample that needs it.
         self.send_batch();
         let _ = self.to_drain.send(DrainMessage::Modules(generation.map));
-        if let Some(old) = signal::publish_snapshot(generation.snapshot) {
+        self.replace_snapshot(generation.snapshot);
+    }
+
+    /// Hands the handler a new snapshot and retires the old one.
+    fn replace_snapshot(&mut self, snapshot: Box<UnwindSnapshot>) {
+        if let Some(old) = signal::publish_snapshot(snapshot) {
             let writers = self.pool.writing();
             if !writers.is_empty() {
                 self.retired.push(Retired {
