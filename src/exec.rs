@@ -56,14 +56,15 @@ fn missing_function() -> c_int {
     -1
 }
 
-/// Interposed `_exit(2)`: writes the profile first (the destructor will not run), unless
-/// this is a forked or vfork child, which never touches its parent's session.
+/// Interposed `_exit(2)`: asks for the profile and waits (bounded) until it is written, since
+/// the destructor will not run. `_exit` is called from signal handlers and vfork children,
+/// so this path only uses atomics and a futex: no join, no lock, no allocation.
 ///
 /// # Safety
 /// As for `_exit(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
-    preload::stop_before_image_ends();
+    crate::signal::dump_and_wait();
     // SAFETY: exit_group ends the process; it does not return.
     unsafe { libc::syscall(libc::SYS_exit_group, status) };
     unreachable_exit()

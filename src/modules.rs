@@ -137,12 +137,14 @@ impl ModuleRegistry {
     /// Builds a new generation if a library was loaded or unloaded since the last one, or
     /// always when `force` (at start).
     pub fn refresh(&mut self, force: bool) -> Option<Generation> {
-        let counts = dl_counts();
-        if !force && counts == self.dl_counts {
-            return None;
-        }
-        self.dl_counts = counts;
-        Some(self.build())
+        crate::threads::with_fork_guard(|| {
+            let counts = dl_counts();
+            if !force && counts == self.dl_counts {
+                return None;
+            }
+            self.dl_counts = counts;
+            Some(self.build())
+        })
     }
 
     fn build(&mut self) -> Generation {

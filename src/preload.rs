@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use crate::error::Error;
 use crate::session::Session;
 use crate::settings::Settings;
+use crate::threads;
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
 /// The settings this process started with; forked children derive theirs from them.
@@ -110,8 +111,14 @@ fn start() -> Result<(), Error> {
     let settings = Settings::from_env(pid, &start_dir)?;
     let _ = SETTINGS.set(settings.clone());
     run(settings)?;
-    // SAFETY: registering a plain extern "C" function; it stays valid (we are never unloaded).
-    unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    // SAFETY: registering plain extern "C" functions; they stay valid (we are never unloaded).
+    unsafe {
+        libc::pthread_atfork(
+            Some(threads::lock_fork_guard),
+            Some(threads::unlock_fork_guard),
+            Some(after_fork_in_child),
+        )
+    };
     Ok(())
 }
 
@@ -130,6 +137,7 @@ fn run(settings: Settings) -> Result<(), Error> {
 /// In a forked child: with `STACKSAMPLE_FOLLOW` (the default) the child profiles itself into
 /// its own files; otherwise it stays inert and never touches the parent's session.
 extern "C" fn after_fork_in_child() {
+    threads::unlock_fork_guard();
     guarded(|| {
         let Some(settings) = SETTINGS.get().filter(|s| s.follow) else {
             return;

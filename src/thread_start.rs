@@ -46,10 +46,12 @@ pub fn watch(enabled: bool) {
 
 /// Ids of the threads started since the last call.
 pub fn take_started() -> Vec<i32> {
-    STARTED
-        .lock()
-        .map(|mut started| std::mem::take(&mut *started))
-        .unwrap_or_default()
+    threads::with_fork_guard(|| {
+        STARTED
+            .lock()
+            .map(|mut started| std::mem::take(&mut *started))
+            .unwrap_or_default()
+    })
 }
 
 /// What the trampoline needs to run the program's thread.
@@ -62,11 +64,14 @@ extern "C" fn announce_then_run(start: *mut c_void) -> *mut c_void {
     // SAFETY: `start` is the Box<Start> leaked by pthread_create below, handed to us alone.
     let start = unsafe { Box::from_raw(start as *mut Start) };
     if WATCHING.load(Ordering::Acquire) {
-        if let Ok(mut started) = STARTED.lock() {
-            if started.len() < MAX_PENDING {
-                started.push(threads::current_tid());
+        let tid = threads::current_tid();
+        threads::with_fork_guard(|| {
+            if let Ok(mut started) = STARTED.lock() {
+                if started.len() < MAX_PENDING {
+                    started.push(tid);
+                }
             }
-        }
+        });
     }
     (start.routine)(start.argument)
 }

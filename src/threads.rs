@@ -206,3 +206,34 @@ impl Selector {
         }
     }
 }
+
+/// Held around every call of ours that takes a lock a fork could freeze in the child: the
+/// loader's lock (`dl_iterate_phdr`) and the list of started threads. `fork` takes it first
+/// (a `pthread_atfork` prepare handler), so no such call is half done in the child.
+static FORK_GUARD: ForkGuard =
+    ForkGuard(std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+
+struct ForkGuard(std::cell::UnsafeCell<libc::pthread_mutex_t>);
+
+// SAFETY: the mutex is only used through pthread_mutex_lock/unlock, which synchronise.
+unsafe impl Sync for ForkGuard {}
+
+/// Runs `body` with the fork guard held.
+pub fn with_fork_guard<T>(body: impl FnOnce() -> T) -> T {
+    lock_fork_guard();
+    let result = body();
+    unlock_fork_guard();
+    result
+}
+
+/// `pthread_atfork` prepare handler: no guarded call is in progress once this returns.
+pub extern "C" fn lock_fork_guard() {
+    // SAFETY: a statically initialised default mutex.
+    unsafe { libc::pthread_mutex_lock(FORK_GUARD.0.get()) };
+}
+
+/// `pthread_atfork` parent and child handler (the forking thread holds the guard).
+pub extern "C" fn unlock_fork_guard() {
+    // SAFETY: called by the thread that locked it (the forking thread, in parent or child).
+    unsafe { libc::pthread_mutex_unlock(FORK_GUARD.0.get()) };
+}

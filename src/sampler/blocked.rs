@@ -49,13 +49,23 @@ impl Sampler {
         let Some(now) = threads::cpu_time(tid) else {
             return false;
         };
-        let used = target
-            .cpu_seen
-            .is_none_or(|before| now.saturating_sub(before) >= threshold);
-        if used {
+        // The first look only sets the baseline.
+        let Some(before) = target.cpu_seen else {
+            target.cpu_seen = Some(now);
+            return false;
+        };
+        if now.saturating_sub(before) < threshold {
+            return false;
+        }
+        // Used CPU, but blocked now: a signal would interrupt its call (EINTR) and the
+        // sample would show the call, not where the time went. Next tick.
+        if matches!(self.syscall_state(tid), Some(SyscallState::Blocked { .. })) {
+            return false;
+        }
+        if let Some(target) = self.targets.get_mut(&tid) {
             target.cpu_seen = Some(now);
         }
-        used
+        true
     }
 
     /// Wall mode: samples a thread blocked in a system call without a signal, which would

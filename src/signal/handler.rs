@@ -145,7 +145,7 @@ pub fn unwind_blocked(
     cache: &mut super::slot::UnwindCache,
     frames: &mut [u64],
 ) -> (usize, StopReason) {
-    walk(snapshot, start, cache, frames)
+    walk(snapshot, start, Reader::Other, cache, frames)
 }
 
 fn interrupted_registers(context: *const libc::c_void) -> Option<Registers> {
@@ -161,7 +161,13 @@ fn interrupted_registers(context: *const libc::c_void) -> Option<Registers> {
 
 /// Fills `data.frames` with the leaf address followed by return addresses.
 fn unwind(snapshot: &UnwindSnapshot, start: Registers, data: &mut SlotData) {
-    let (depth, stop) = walk(snapshot, start, &mut data.cache, &mut data.frames);
+    let (depth, stop) = walk(
+        snapshot,
+        start,
+        Reader::Own,
+        &mut data.cache,
+        &mut data.frames,
+    );
     data.depth = depth;
     data.stop = stop;
 }
@@ -169,6 +175,7 @@ fn unwind(snapshot: &UnwindSnapshot, start: Registers, data: &mut SlotData) {
 fn walk(
     snapshot: &UnwindSnapshot,
     start: Registers,
+    reader: Reader,
     cache: &mut super::slot::UnwindCache,
     frames: &mut [u64],
 ) -> (usize, StopReason) {
@@ -176,7 +183,7 @@ fn walk(
     if !frames.push(start.ip) {
         return (0, StopReason::DepthLimit);
     }
-    let Some(mut stack) = StackBounds::containing(snapshot, start.sp) else {
+    let Some(mut stack) = StackBounds::containing(snapshot, start.sp, reader) else {
         return (frames.depth, StopReason::UnknownStack);
     };
     let mut regs = UnwindRegsX86_64::new(start.ip, start.sp, start.bp);
@@ -197,7 +204,7 @@ fn walk(
             let Some(saved) = saved_signal_registers(&stack, regs.sp()) else {
                 return (frames.depth, StopReason::UnwindError);
             };
-            let Some(bounds) = StackBounds::containing(snapshot, saved.sp) else {
+            let Some(bounds) = StackBounds::containing(snapshot, saved.sp, reader) else {
                 return (frames.depth, StopReason::UnknownStack);
             };
             stack = bounds;
@@ -259,12 +266,28 @@ impl FrameWriter<'_> {
 struct StackBounds {
     low: u64,
     high: u64,
+    reader: Reader,
+}
+
+/// Whose stack is read.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// The thread running the handler: its stack cannot go away under it.
+    Own,
+    /// Another thread (blocked, seen from the sampler): it may wake, exit and have its stack
+    /// unmapped while we read, so every read goes through `process_vm_readv`, which fails
+    /// instead of faulting.
+    Other,
 }
 
 impl StackBounds {
-    fn containing(snapshot: &UnwindSnapshot, sp: u64) -> Option<StackBounds> {
+    fn containing(snapshot: &UnwindSnapshot, sp: u64, reader: Reader) -> Option<StackBounds> {
         let high = snapshot.writable_region_end(sp)?;
-        Some(StackBounds { low: sp, high })
+        Some(StackBounds {
+            low: sp,
+            high,
+            reader,
+        })
     }
 
     fn read(&self, address: u64) -> Result<u64, ()> {
@@ -272,9 +295,34 @@ impl StackBounds {
         if address < self.low || end > self.high {
             return Err(());
         }
-        // SAFETY: [address, address+8) lies inside a readable, writable mapping that holds
-        // the interrupted thread's stack; that thread is us, so the mapping cannot go away.
-        Ok(unsafe { std::ptr::read_unaligned(address as *const u64) })
+        match self.reader {
+            // SAFETY: [address, address+8) lies inside a readable, writable mapping that
+            // holds the interrupted thread's stack; that thread is us, so the mapping cannot
+            // go away.
+            Reader::Own => Ok(unsafe { std::ptr::read_unaligned(address as *const u64) }),
+            Reader::Other => read_checked(address),
+        }
+    }
+}
+
+/// Reads 8 bytes of this process's memory with `process_vm_readv`: an unmapped address gives
+/// an error, not a fault.
+fn read_checked(address: u64) -> Result<u64, ()> {
+    let mut value = 0u64;
+    let local = libc::iovec {
+        iov_base: &mut value as *mut u64 as *mut libc::c_void,
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: 8,
+    };
+    // SAFETY: `local` points at `value`, valid for 8 bytes; the kernel validates `remote`.
+    let copied = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if copied == 8 {
+        Ok(value)
+    } else {
+        Err(())
     }
 }
 

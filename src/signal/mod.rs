@@ -58,8 +58,9 @@ static TERMINATION_ACTIONS: [ChainedAction; 4] = [
 ];
 /// Profiles written so far (a futex word: a terminating thread waits for the next one).
 static DUMPS_WRITTEN: AtomicU32 = AtomicU32::new(0);
-/// Whether a sampler is running to take a dump request.
+/// Whether a sampler is running to take a dump request, and in which process.
 static SAMPLING: AtomicBool = AtomicBool::new(false);
+static SAMPLING_PID: AtomicI32 = AtomicI32::new(0);
 /// How long a terminating signal waits for its profile before ending the program anyway.
 const TERMINATION_DUMP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// glibc's `__restore_rt`, where every handler installed through glibc returns to; read back
@@ -258,12 +259,18 @@ pub fn reset_after_fork() {
 
 /// Marks whether a sampler is running (dump requests are only answered while one is).
 pub fn set_sampling(running: bool) {
+    // SAFETY: getpid has no preconditions.
+    SAMPLING_PID.store(unsafe { libc::getpid() }, Ordering::Release);
     SAMPLING.store(running, Ordering::Release);
 }
 
 /// Asks for a profile and waits until it is written. Async-signal-safe (atomics and futex).
-fn dump_and_wait() {
-    if !SAMPLING.load(Ordering::Acquire) {
+/// Only the process whose sampler is running takes part: a forked or vfork child sees the
+/// parent's flag but is a different process.
+pub fn dump_and_wait() {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if !SAMPLING.load(Ordering::Acquire) || SAMPLING_PID.load(Ordering::Acquire) != pid {
         return;
     }
     let before = DUMPS_WRITTEN.load(Ordering::Acquire);
@@ -351,33 +358,45 @@ pub fn install(
 /// thread blocks the sampling signal) so that it cannot outlive an exec. Anything else that
 /// was pending is queued again.
 pub fn discard_pending_requests() {
+    /// Real-time signals queue: a thread that blocked ours may hold several requests.
+    const MAX_PENDING: usize = 64;
+    let signal = sample_signal();
     // SAFETY: sigset_t and siginfo_t are plain data; the calls only use these locals; the
     // signal mask is restored before returning.
     unsafe {
         let mut pending: libc::sigset_t = std::mem::zeroed();
         libc::sigpending(&mut pending);
-        if libc::sigismember(&pending, sample_signal()) != 1 {
+        if libc::sigismember(&pending, signal) != 1 {
             return;
         }
         let mut only_sample: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut only_sample);
-        libc::sigaddset(&mut only_sample, sample_signal());
+        libc::sigaddset(&mut only_sample, signal);
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &only_sample, &mut previous);
-        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let mut foreign: [libc::siginfo_t; 4] = std::mem::zeroed();
+        let mut kept = 0;
         let no_wait = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        if libc::sigtimedwait(&only_sample, &mut info, &no_wait) == sample_signal()
-            && handler::decode_request(&info).is_none()
-        {
+        for _ in 0..MAX_PENDING {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            if libc::sigtimedwait(&only_sample, &mut info, &no_wait) != signal {
+                break;
+            }
+            if handler::decode_request(&info).is_none() && kept < foreign.len() {
+                foreign[kept] = info;
+                kept += 1;
+            }
+        }
+        for info in &foreign[..kept] {
             libc::syscall(
                 libc::SYS_rt_tgsigqueueinfo,
                 libc::getpid(),
                 libc::gettid(),
-                sample_signal(),
-                &info as *const libc::siginfo_t,
+                signal,
+                info as *const libc::siginfo_t,
             );
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, ptr::null_mut());
