@@ -64,8 +64,10 @@ pub extern "C" fn on_termination_signal(
     _info: *mut libc::siginfo_t,
     _context: *mut libc::c_void,
 ) {
+    let errno = SavedErrno::save();
     super::dump_and_wait();
     super::end_with_default_action(sig);
+    errno.restore();
 }
 
 /// Our requests are queued by this process with `SI_QUEUE` and a value whose upper half is
@@ -76,20 +78,16 @@ pub(super) fn decode_request(info: *const libc::siginfo_t) -> Option<(usize, u32
     }
     // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers; for SI_QUEUE the
     // `_rt` union member (pid, uid, value) is the one filled in.
-    let (code, pid, value) = unsafe {
+    let (pid, value) = unsafe {
         let info = &*info;
         if info.si_code != libc::SI_QUEUE {
             return None;
         }
-        (
-            info.si_code,
-            info.si_pid(),
-            info.si_value().sival_ptr as u64,
-        )
+        (info.si_pid(), info.si_value().sival_ptr as u64)
     };
     // SAFETY: getpid has no preconditions and is async-signal-safe.
     let own_pid = unsafe { libc::getpid() };
-    if code != libc::SI_QUEUE || pid != own_pid || value >> 40 != REQUEST_MAGIC {
+    if pid != own_pid || value >> 40 != REQUEST_MAGIC {
         return None;
     }
     let slot_index = ((value >> 32) & 0xff) as usize;
@@ -98,22 +96,22 @@ pub(super) fn decode_request(info: *const libc::siginfo_t) -> Option<(usize, u32
 
 fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
     let started = futex::monotonic_nanos();
-    let pool = super::POOL.load(Ordering::Acquire);
     // SAFETY: POOL is either null or a leaked, never-freed SlotPool.
-    let Some(slot) = (unsafe { pool.as_ref() }).and_then(|p| p.slots.get(slot_index)) else {
+    let Some(pool) = (unsafe { super::POOL.load(Ordering::Acquire).as_ref() }) else {
+        return;
+    };
+    let Some(slot) = pool.slots.get(slot_index) else {
         return;
     };
     // SAFETY: we are the handler of the signal that carried `armed`.
     let Some(data) = (unsafe { slot.claim(armed) }) else {
-        // SAFETY: as above, the pool is never freed.
-        if let Some(pool) = unsafe { pool.as_ref() } {
-            pool.late_signals.fetch_add(1, Ordering::Relaxed);
-        }
+        pool.late_signals.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let snapshot = super::SNAPSHOT.load(Ordering::SeqCst);
-    // SAFETY: the sampler frees a retired snapshot only when every slot is idle; we hold a
-    // claimed slot, so the snapshot we loaded stays alive until `publish`.
+    // SAFETY: the sampler keeps a replaced snapshot until every slot that was being written
+    // when it was replaced has moved on; we hold a claimed slot (claimed before this load,
+    // both SeqCst), so the snapshot we loaded stays alive until `publish`.
     match (unsafe { snapshot.as_ref() }, interrupted_registers(context)) {
         (Some(snapshot), Some(regs)) => {
             data.generation = snapshot.generation;
@@ -231,9 +229,9 @@ fn walk(
 /// after returning into `__restore_rt`).
 fn saved_signal_registers(stack: &StackBounds, ucontext_address: u64) -> Option<Registers> {
     let gregs = ucontext_address
-        + offset_of!(libc::ucontext_t, uc_mcontext) as u64
-        + offset_of!(libc::mcontext_t, gregs) as u64;
-    let reg = |index: libc::c_int| stack.read(gregs + 8 * index as u64).ok();
+        .checked_add(offset_of!(libc::ucontext_t, uc_mcontext) as u64)?
+        .checked_add(offset_of!(libc::mcontext_t, gregs) as u64)?;
+    let reg = |index: libc::c_int| stack.read(gregs.checked_add(8 * index as u64)?).ok();
     Some(Registers {
         ip: reg(libc::REG_RIP)?,
         sp: reg(libc::REG_RSP)?,
