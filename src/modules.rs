@@ -101,6 +101,7 @@ impl ModuleMap {
         range.contains(&address).then_some(module)
     }
 
+    #[cfg(test)]
     pub fn modules(&self) -> impl Iterator<Item = &Arc<ModuleInfo>> {
         self.modules.iter().map(|(_, m)| m)
     }

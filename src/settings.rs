@@ -103,7 +103,7 @@ impl Format {
     ];
     const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
 
-    /// The setting's word for it, also the file extension (`pprof` files end in `.pb.gz`).
+    /// The setting's word for it (`output::extension` gives the file name suffix).
     pub fn name(self) -> &'static str {
         match self {
             Format::Txt => "txt",
