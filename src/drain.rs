@@ -107,6 +107,7 @@ impl Aggregate {
 pub struct HandlerTimes {
     buckets: Vec<u64>,
     max: u64,
+    total: u64,
 }
 
 const BUCKET_NANOS: u64 = 10;
@@ -117,6 +118,7 @@ impl Default for HandlerTimes {
         HandlerTimes {
             buckets: vec![0; BUCKETS + 1],
             max: 0,
+            total: 0,
         }
     }
 }
@@ -126,6 +128,7 @@ impl HandlerTimes {
         let bucket = ((nanos / BUCKET_NANOS) as usize).min(BUCKETS);
         self.buckets[bucket] += 1;
         self.max = self.max.max(nanos);
+        self.total = self.total.saturating_add(nanos);
     }
 
     /// The `q` quantile (0..=1) in nanoseconds, at bucket resolution.
@@ -151,6 +154,10 @@ impl HandlerTimes {
 
     pub fn max(&self) -> u64 {
         self.max
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
     }
 }
 
@@ -233,6 +240,7 @@ impl Drain {
             .map(|status| ThreadSummary {
                 tid: status.tid,
                 name: threads::name(status.tid).or(status.name),
+                cpu_nanos: threads::cpu_time(status.tid).or(status.cpu_nanos),
                 state: status.state,
                 // Counted by `Profile::build`, which knows which samples it keeps.
                 samples: 0,
@@ -251,6 +259,7 @@ impl Drain {
             handler_median_nanos: times.quantile(0.5),
             handler_p99_nanos: times.quantile(0.99),
             handler_max_nanos: times.max(),
+            handler_total_nanos: times.total(),
             per_thread: context.settings.per_thread,
             mode: context.settings.mode,
         }

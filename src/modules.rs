@@ -135,12 +135,12 @@ impl ModuleRegistry {
         }
     }
 
-    /// Builds a new generation if a library was loaded or unloaded since the last one, or
-    /// always when `force` (at start).
-    pub fn refresh(&mut self, force: bool) -> Option<Generation> {
+    /// Builds a new generation the first time, and again whenever a library was loaded or
+    /// unloaded since the last one.
+    pub fn refresh(&mut self) -> Option<Generation> {
         crate::threads::with_fork_guard(|| {
             let counts = dl_counts();
-            if !force && counts == self.dl_counts {
+            if counts == self.dl_counts {
                 return None;
             }
             self.dl_counts = counts;

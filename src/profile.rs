@@ -99,6 +99,8 @@ pub struct ThreadSummary {
     pub name: Option<String>,
     pub state: ThreadState,
     pub samples: u64,
+    /// CPU time the thread had used, last time it was seen alive.
+    pub cpu_nanos: Option<u64>,
 }
 
 /// Counters copied from [`Stats`] at dump time.
@@ -160,6 +162,8 @@ pub struct Header {
     pub handler_median_nanos: Option<u64>,
     pub handler_p99_nanos: Option<u64>,
     pub handler_max_nanos: u64,
+    /// Time spent in the signal handler, all samples together.
+    pub handler_total_nanos: u64,
     /// Folded and flame-graph output start each stack with a frame for its thread.
     pub per_thread: bool,
     pub mode: Mode,

@@ -52,6 +52,9 @@ pub struct ThreadStatus {
     pub state: ThreadState,
     /// Name when last seen alive.
     pub name: Option<String>,
+    /// CPU time when last seen alive (read with the name, at most every 50 ms while sampled,
+    /// so a thread that exits loses at most that much).
+    pub cpu_nanos: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,16 +79,23 @@ impl Stats {
         self.threads.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Records a target's new state, and its name while it is alive.
+    /// Records a target's new state, and its name and CPU time while it is alive.
     pub fn set_thread_state(&self, tid: i32, state: ThreadState) {
         let name = crate::threads::name(tid);
+        let cpu_nanos = crate::threads::cpu_time(tid);
         if let Ok(mut threads) = self.threads.lock() {
             match threads.iter_mut().find(|t| t.tid == tid) {
                 Some(status) => {
                     status.state = state;
                     status.name = name.or(status.name.take());
+                    status.cpu_nanos = cpu_nanos.or(status.cpu_nanos);
                 }
-                None => threads.push(ThreadStatus { tid, state, name }),
+                None => threads.push(ThreadStatus {
+                    tid,
+                    state,
+                    name,
+                    cpu_nanos,
+                }),
             }
         }
     }

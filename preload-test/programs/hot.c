@@ -2,6 +2,7 @@
  * each reached through its own call chain from main. */
 #include <stdio.h>
 #include <stdlib.h>
+#include "fixture.h"
 
 static volatile unsigned long sink;
 
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
         level1_b(30);
         level1_c(20);
     }
+    bench_end_stamp();
     printf("done %lu\n", (unsigned long)(sink & 1));
     return argc > 2 ? atoi(argv[2]) : 0;
 }

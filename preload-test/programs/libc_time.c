@@ -1,6 +1,7 @@
 /* Spends its time inside libc: qsort calling back into compare_ints, and large memcpy. */
 #include <stdio.h>
 #include <stdlib.h>
+#include "fixture.h"
 #include <string.h>
 
 #define COUNT 200000
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
         sort_round((unsigned)r);
         copy_round();
     }
+    bench_end_stamp();
     printf("done %d %d\n", values[0] & 1, target[5]);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Recursion to a chosen depth, spinning at the bottom: deep stacks and the depth limit. */
 #include <stdio.h>
 #include <stdlib.h>
+#include "fixture.h"
 
 static volatile unsigned long sink;
 
@@ -24,6 +25,7 @@ int main(int argc, char **argv) {
     int rounds = argc > 2 ? atoi(argv[2]) : 100;
     for (int r = 0; r < rounds; r++)
         recurse(depth, 2000000);
+    bench_end_stamp();
     printf("done %lu\n", sink & 1);
     return 0;
 }

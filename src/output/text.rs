@@ -104,10 +104,12 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     match (h.handler_median_nanos, h.handler_p99_nanos) {
         (Some(median), Some(p99)) => writeln!(
             out,
-            "handler time: median {:.2} us, p99 {:.2} us, max {:.2} us",
+            "handler time: median {:.2} us, p99 {:.2} us, max {:.2} us; total {:.3} ms, {} of the sampled threads' CPU time",
             median as f64 / 1e3,
             p99 as f64 / 1e3,
-            h.handler_max_nanos as f64 / 1e3
+            h.handler_max_nanos as f64 / 1e3,
+            h.handler_total_nanos as f64 / 1e6,
+            handler_share(profile)
         )?,
         _ => writeln!(out, "handler time: no samples")?,
     }
@@ -119,6 +121,22 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         cost.elapsed.as_secs_f64() * 1e3
     )?;
     writeln!(out)
+}
+
+/// Handler time as a share of the CPU time of the threads it ran on.
+fn handler_share(profile: &Profile) -> String {
+    let sampled_cpu: u64 = profile
+        .header
+        .threads
+        .iter()
+        .filter(|t| t.samples > 0)
+        .filter_map(|t| t.cpu_nanos)
+        .sum();
+    if sampled_cpu == 0 {
+        return "an unknown share".to_owned();
+    }
+    let share = profile.header.handler_total_nanos as f64 / sampled_cpu as f64;
+    format!("{:.3}%", share * 100.0)
 }
 
 /// Requests that produced no sample, by reason.

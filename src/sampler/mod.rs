@@ -165,14 +165,13 @@ impl Sampler {
     }
 
     /// Samples until asked to stop, then collects what is still in flight and hands the
-    /// last batch to the drain. The module snapshot is built here, not in the constructor,
-    /// so the program starts without waiting for it; no request is sent before it exists.
+    /// last batch to the drain. The module snapshot is built by the first tick, before its
+    /// first request: the program starts without waiting for it, and one that ends before
+    /// the first tick (a build's many short child processes) never pays for it.
     pub fn run(mut self) {
         threads::register_own_thread();
         thread_start::watch(self.selector.is_dynamic());
         signal::set_sampling(true);
-        let first = self.registry.refresh(true);
-        self.publish(first);
         let interval = self.interval.as_nanos() as u64;
         let mut deadline = futex::monotonic_nanos();
         loop {
@@ -374,7 +373,7 @@ impl Sampler {
     /// when a stack was outside it (at most every 100 ms) or a second has passed, so stack
     /// reads are bounded by mappings at most that old.
     fn refresh_modules(&mut self, now: u64) {
-        if let Some(generation) = self.registry.refresh(false) {
+        if let Some(generation) = self.registry.refresh() {
             self.last_regions_refresh = now;
             self.publish(Some(generation));
             return;
