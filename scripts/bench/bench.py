@@ -19,6 +19,7 @@ Environment (all optional):
   BENCH_OUTPUT=scripts/bench-results.md
 """
 
+import gzip
 import os
 import re
 import shlex
@@ -353,6 +354,20 @@ def analyse(workload, config, directory, run):
         run.attribution_pp = max(errors)
 
 
+def kernel_tick_rate():
+    """CONFIG_HZ from the kernel's config, which bounds ITIMER_PROF-based profilers."""
+    for path in ("/proc/config.gz", f"/boot/config-{os.uname().release}"):
+        try:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt") as config:
+                for line in config:
+                    if line.startswith("CONFIG_HZ="):
+                        return f"{line.split('=', 1)[1].strip()} Hz (CONFIG_HZ, {path})"
+        except OSError:
+            continue
+    return "unknown (no kernel config readable)"
+
+
 # --- the per-process cost --------------------------------------------------------------------
 
 def startup_cost(scratch):
@@ -526,17 +541,18 @@ def main():
     report = [
         f"# Benchmark {time.strftime('%Y-%m-%d %H:%M %Z')}: `{command}`",
         "",
-        f"Kernel {os.uname().release}, {os.cpu_count()} CPUs; {runs} interleaved runs per"
+        f"Kernel {os.uname().release}, tick rate {kernel_tick_rate()}, {os.cpu_count()} CPUs;"
+        f" {runs} interleaved runs per"
         " configuration, medians. Ratios are over the plain runs: wall time; CPU time of the"
         " sampled thread (the one whose stacks are asked for: main); CPU time of the whole"
         " program (all its threads, a preloaded profiler's own threads included); CPU time of"
         " the whole command (perf record itself included). Samples: taken, and as a share of"
         " rate x wall time (interval timers are limited by the kernel's tick rate). Complete"
-        " stacks reach `main` (`Py_BytesMain` for Python, whose `main` is inlined). Attribution error: largest"
-        " difference, in percentage points, between a function's share of the samples and its"
-        " known share of the work. To disk: from the program's last instruction to the end of"
-        " the command, when every profiler here has its profile on disk (the plain row is the"
-        " process exit alone). Handler times come from the library's .txt header.",
+        " stacks reach `main` (`Py_BytesMain` for Python, whose `main` is inlined)."
+        " Attribution error: largest difference, in percentage points, between a function's"
+        " share of the samples and its known share of the work. To disk: from the program's"
+        " last instruction to the end of the command, when every profiler here has its profile"
+        " on disk (the plain row is the process exit alone). Handler times come from the library's .txt header.",
         "",
     ]
     for workload in all_workloads:
