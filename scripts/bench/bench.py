@@ -552,7 +552,8 @@ def main():
         " Attribution error: largest difference, in percentage points, between a function's"
         " share of the samples and its known share of the work. To disk: from the program's"
         " last instruction to the end of the command, when every profiler here has its profile"
-        " on disk (the plain row is the process exit alone). Handler times come from the library's .txt header.",
+        " on disk (the plain row is the process exit alone). Handler times come from the"
+        " library's .txt header.",
         "",
     ]
     for workload in all_workloads:
