@@ -18,6 +18,7 @@ use std::sync::Arc;
 use findshlibs::{Segment as _, SharedLibrary as _, SharedLibraryId, TargetSharedLibrary};
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder as _};
+use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection as _};
 
 type UnwindModule = Module<Arc<[u8]>>;
 
@@ -76,6 +77,8 @@ pub struct ModuleInfo {
     /// This library, when preloaded: its frames (the thread-start trampoline, interposers)
     /// are left out of stacks, which show the program's own calls.
     pub profiler: bool,
+    /// The unwind tables, shared with the unwinder: function ranges for code without symbols.
+    pub functions: Option<FunctionTable>,
 }
 
 impl ModuleInfo {
@@ -83,6 +86,54 @@ impl ModuleInfo {
     pub fn file_offset(&self, address: u64) -> Option<u64> {
         let segment = self.code.iter().find(|s| s.avma.contains(&address))?;
         Some(address - segment.avma.start + segment.file_offset)
+    }
+
+    /// Start of the function that holds `address`, as the unwind tables record it.
+    pub fn function_start(&self, address: u64) -> Option<u64> {
+        let table = self.functions.as_ref()?;
+        let start = table.function_start(address.checked_sub(self.bias)?)?;
+        start.checked_add(self.bias)
+    }
+}
+
+/// `.eh_frame_hdr` and `.eh_frame` of a module, at their addresses in the ELF file.
+pub struct FunctionTable {
+    eh_frame_hdr: Arc<[u8]>,
+    eh_frame_hdr_svma: u64,
+    eh_frame: Arc<[u8]>,
+    eh_frame_svma: u64,
+}
+
+impl FunctionTable {
+    fn new(sections: &ExplicitModuleSectionInfo<Arc<[u8]>>) -> Option<FunctionTable> {
+        Some(FunctionTable {
+            eh_frame_hdr: sections.eh_frame_hdr.clone()?,
+            eh_frame_hdr_svma: sections.eh_frame_hdr_svma.as_ref()?.start,
+            eh_frame: sections.eh_frame.clone()?,
+            eh_frame_svma: sections.eh_frame_svma.as_ref()?.start,
+        })
+    }
+
+    /// The first address of the FDE (function) that covers `svma`.
+    fn function_start(&self, svma: u64) -> Option<u64> {
+        let bases = BaseAddresses::default()
+            .set_eh_frame_hdr(self.eh_frame_hdr_svma)
+            .set_eh_frame(self.eh_frame_svma);
+        let header = EhFrameHdr::new(&self.eh_frame_hdr, LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        let eh_frame = EhFrame::new(&self.eh_frame, LittleEndian);
+        let fde = header
+            .table()?
+            .fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset)
+            .ok()?;
+        Some(fde.initial_address())
+    }
+}
+
+impl std::fmt::Debug for FunctionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FunctionTable({} bytes)", self.eh_frame.len())
     }
 }
 
@@ -251,6 +302,7 @@ fn load_module(
     let avma_range = loads.iter().map(|r| r.start).min().unwrap_or(0)
         ..loads.iter().map(|r| r.end).max().unwrap_or(0);
     let sections = unwind_sections(bias, &loads, &code, eh_frame_hdr_avma);
+    let functions = FunctionTable::new(&sections);
     Loaded {
         unwind: Module::new(name.clone(), avma_range, bias, sections),
         info: Arc::new(ModuleInfo {
@@ -261,6 +313,7 @@ fn load_module(
             code,
             build_id,
             executable,
+            functions,
         }),
     }
 }
@@ -429,6 +482,7 @@ mod tests {
         let module = generation.map.find(here).expect("test binary not found");
         assert!(module.path.is_some());
         assert!(module.file_offset(here).is_some());
+        assert_eq!(module.function_start(here + 4), Some(here));
         assert!(generation
             .map
             .modules()

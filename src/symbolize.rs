@@ -3,8 +3,9 @@
 //! `blazesym` reads each module's ELF symbol tables (`.symtab`, so static functions too, and
 //! `.dynsym`), its DWARF for file, line and inlined functions when asked, and separate debug
 //! files found by `.gnu_debuglink` or build id under the debug directories; it demangles C++
-//! and Rust names. Where no symbol covers an address the frame is `module+0xoffset` with the
-//! file offset, stable across runs. Code outside every module is named from the perf map
+//! and Rust names. Where no symbol covers an address the frame is `module+0xoffset`, the file
+//! offset of the start of its function as the unwind tables record it (stable across runs,
+//! one frame per function). Code outside every module is named from the perf map
 //! the program wrote (`/tmp/perf-<pid>.map`, the convention of JITs), else `[anon]`.
 //! Results are cached per module and address across dumps.
 
@@ -251,8 +252,11 @@ fn module_key(module: &Arc<ModuleInfo>) -> usize {
     Arc::as_ptr(module) as usize
 }
 
-/// `module+0xoffset`, with the offset into the module's file.
+/// `module+0xoffset`, with the offset into the module's file of the function that holds the
+/// address (from the unwind tables), so that all of a function's addresses are one frame;
+/// of the address itself where the tables have no entry for it.
 fn offset_frames(module: &ModuleInfo, address: u64) -> Frames {
+    let address = module.function_start(address).unwrap_or(address);
     let offset = module.file_offset(address).unwrap_or(address - module.bias);
     let name = format!("{}+{:#x}", module.name, offset);
     Arc::new([SourceFrame::named(name, &module.name)])
