@@ -170,6 +170,7 @@ impl Sampler {
     /// the first tick (a build's many short child processes) never pays for it.
     pub fn run(mut self) {
         threads::register_own_thread();
+        threads::wake_on_time();
         thread_start::watch(self.selector.is_dynamic());
         signal::set_sampling(true);
         let interval = self.interval.as_nanos() as u64;
