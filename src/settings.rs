@@ -64,7 +64,7 @@ pub enum ThreadChoice {
 }
 
 /// What a sample stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Elapsed time: where each thread is, running or blocked.
     Wall,
@@ -90,16 +90,19 @@ pub enum Format {
     Pprof,
     Json,
     Speedscope,
+    /// Everything the other formats are made from, for `stacksample report`.
+    Profile,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Txt,
         Format::Folded,
         Format::Svg,
         Format::Pprof,
         Format::Json,
         Format::Speedscope,
+        Format::Profile,
     ];
     const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
 
@@ -112,6 +115,7 @@ impl Format {
             Format::Pprof => "pprof",
             Format::Json => "json",
             Format::Speedscope => "speedscope",
+            Format::Profile => "profile",
         }
     }
 }
@@ -367,7 +371,9 @@ fn parse_flush(value: &str) -> Result<Option<Duration>, Error> {
     parse_duration(FLUSH, value, MIN_FLUSH..=Duration::from_secs(24 * 3600)).map(Some)
 }
 
-fn parse_duration(
+/// A number with a unit (`10ms`, `500us`, `2s`) within `range`; `name` is what the error
+/// names (a variable, or a command-line option).
+pub fn parse_duration(
     name: &'static str,
     value: &str,
     range: std::ops::RangeInclusive<Duration>,
@@ -391,14 +397,7 @@ fn parse_duration(
     };
     let seconds = match number.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => n * scale,
-        _ => {
-            return Err(Error::setting(
-                INTERVAL,
-                value,
-                "not a positive number",
-                hint,
-            ))
-        }
+        _ => return Err(Error::setting(name, value, "not a positive number", hint)),
     };
     let interval = Duration::from_secs_f64(seconds);
     if !range.contains(&interval) {

@@ -54,7 +54,7 @@ pub struct ThreadStatus {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ThreadState {
     /// Not (yet) a thread of this process.
     NotFound,
