@@ -53,7 +53,8 @@ pub fn run(args: DumpArgs) -> Result<(), Failure> {
         Duration::from_millis(1)..=Duration::from_secs(3600),
     )?;
     ensure_library_loaded(args.pid)?;
-    let settings = process_settings(args.pid, args.output.as_deref())?;
+    let candidates = process_settings(args.pid, args.output.as_deref())?;
+    let settings = &candidates[0];
     let Some(signal) = settings.dump_signal else {
         return Err(Failure::new(format!(
             "process {} has its dump signal turned off (STACKSAMPLE_DUMP_SIGNAL=none)",
@@ -61,8 +62,8 @@ pub fn run(args: DumpArgs) -> Result<(), Failure> {
         ))
         .hint("its profile is written when it exits (or with STACKSAMPLE_FLUSH periodically)"));
     };
-    let watched = watched_file(&settings);
-    let before = identity(&watched);
+    let watched: Vec<PathBuf> = candidates.iter().map(watched_file).collect();
+    let before: Vec<_> = watched.iter().map(|path| identity(path)).collect();
     // SAFETY: kill(2) with a pid and signal number; no memory is shared.
     if unsafe { libc::kill(args.pid, signal) } != 0 {
         let error = std::io::Error::last_os_error();
@@ -71,9 +72,9 @@ pub fn run(args: DumpArgs) -> Result<(), Failure> {
                 .hint("run as the process's user (or root)"),
         );
     }
-    wait_for_new(&watched, before, timeout, args.pid)?;
+    let written = wait_for_new(&watched, &before, timeout, args.pid)?;
     if !args.quiet {
-        print_summary(&settings.output_prefix, args.top);
+        print_summary(&candidates[written].output_prefix, args.top);
     }
     Ok(())
 }
@@ -97,8 +98,9 @@ fn ensure_library_loaded(pid: i32) -> Result<(), Failure> {
     )
 }
 
-/// The process's settings, as its library resolved them at start.
-fn process_settings(pid: i32, output: Option<&str>) -> Result<Settings, Failure> {
+/// The process's settings, as its library resolved them at start: one per directory it may
+/// have started in, when its output prefix is relative.
+fn process_settings(pid: i32, output: Option<&str>) -> Result<Vec<Settings>, Failure> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
     let mut vars: Vec<(String, String)> = environ
         .split(|&b| b == 0)
@@ -107,20 +109,30 @@ fn process_settings(pid: i32, output: Option<&str>) -> Result<Settings, Failure>
             Some((key.to_owned(), value.to_owned()))
         })
         .collect();
-    // Relative prefixes are resolved from where the process started: its shell's PWD says
-    // that even after it changed directory; its current directory is the next best guess.
-    let start_dir = vars
-        .iter()
-        .find(|(k, _)| k == "PWD")
-        .map(|(_, v)| PathBuf::from(v))
-        .or_else(|| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
-        .unwrap_or_else(|| PathBuf::from("/"));
+    // A relative prefix is resolved from where the process started, which is either its
+    // current directory (unless it changed it) or its shell's PWD (unless something other
+    // than a shell started it); `record` passes an absolute prefix.
+    let mut start_dirs: Vec<PathBuf> = std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .into_iter()
+        .collect();
+    start_dirs.extend(
+        vars.iter()
+            .find(|(k, _)| k == "PWD")
+            .map(|(_, v)| PathBuf::from(v)),
+    );
+    start_dirs.dedup();
+    if start_dirs.is_empty() {
+        start_dirs.push(PathBuf::from("/"));
+    }
     vars.retain(|(k, _)| k.starts_with(settings::PREFIX));
     if let Some(output) = output {
         vars.retain(|(k, _)| k != "STACKSAMPLE_OUTPUT");
         vars.push(("STACKSAMPLE_OUTPUT".to_owned(), output.to_owned()));
     }
-    Ok(Settings::from_vars(vars, pid, &start_dir)?)
+    start_dirs
+        .iter()
+        .map(|dir| Settings::from_vars(vars.clone(), pid, dir).map_err(Failure::from))
+        .collect()
 }
 
 /// The file whose replacement says the dump is complete: the lossless profile, written last
@@ -131,27 +143,34 @@ fn watched_file(settings: &Settings) -> PathBuf {
 }
 
 /// Device, inode and modification time: a rewrite renames a new file into place.
-fn identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+type FileIdentity = (u64, u64, i64, i64);
+
+fn identity(path: &Path) -> Option<FileIdentity> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec()))
 }
 
+/// Waits until one of `paths` was replaced; returns its index.
 fn wait_for_new(
-    path: &Path,
-    before: Option<(u64, u64, i64, i64)>,
+    paths: &[PathBuf],
+    before: &[Option<FileIdentity>],
     timeout: Duration,
     pid: i32,
-) -> Result<(), Failure> {
+) -> Result<usize, Failure> {
     let asked = Instant::now();
     loop {
-        let now = identity(path);
-        if now.is_some() && now != before {
-            return Ok(());
+        let replaced = paths.iter().zip(before).position(|(path, before)| {
+            let now = identity(path);
+            now.is_some() && now != *before
+        });
+        if let Some(index) = replaced {
+            return Ok(index);
         }
         if asked.elapsed() > timeout {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             return Err(Failure::new(format!(
                 "process {pid} did not write {} within {timeout:?}",
-                path.display()
+                names.join(" or ")
             ))
             .hint("if the process changed directory or its STACKSAMPLE_OUTPUT is not what /proc/PID/environ says, give --output PREFIX; a large binary may need a longer --timeout; its stderr may have a `stacksample:` line"));
         }

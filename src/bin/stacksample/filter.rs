@@ -31,6 +31,19 @@ pub struct Filters {
     pub top_stacks: Option<usize>,
 }
 
+impl Filters {
+    fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+            && self.include.is_none()
+            && self.exclude.is_none()
+            && self.hide.is_none()
+            && !self.collapse_recursion
+            && self.callers.is_none()
+            && !self.invert
+            && self.top_stacks.is_none()
+    }
+}
+
 pub enum ThreadFilter {
     Tid(i32),
     Name(glob::Pattern),
@@ -73,6 +86,9 @@ pub fn regex(option: &str, text: &str) -> Result<Regex, Failure> {
 type Step = (usize, usize);
 
 pub fn apply(mut profile: Profile, filters: &Filters) -> Profile {
+    if filters.is_empty() {
+        return profile;
+    }
     let mut rebuilt = Rebuilt::default();
     let mut stack_map = vec![None; profile.stacks.len()];
     for (index, stack) in profile.stacks.iter().enumerate() {
@@ -190,16 +206,41 @@ impl Rebuilt {
     }
 }
 
-/// Keeps the `top` stacks with the most samples, heaviest first.
+/// Keeps the stacks of the `top` heaviest call paths, as the folded output names them (by
+/// function, and by thread when it starts each stack with one), heaviest first.
 fn keep_heaviest(profile: &mut Profile, top: usize) {
-    let mut order: Vec<usize> = (0..profile.stacks.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(profile.stacks[i].count));
-    order.truncate(top);
+    let path = |stack: &Stack| {
+        let tid = profile.header.per_thread.then_some(stack.tid);
+        let functions: Vec<usize> = profile.stack_frames(stack).map(|f| f.function).collect();
+        (tid, stack.truncated(), functions)
+    };
+    let mut weights: HashMap<_, u64> = HashMap::new();
+    for stack in &profile.stacks {
+        *weights.entry(path(stack)).or_default() += stack.count;
+    }
+    let mut ranked: Vec<_> = weights.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rank: HashMap<_, usize> = ranked
+        .into_iter()
+        .take(top)
+        .enumerate()
+        .map(|(rank, (path, _))| (path, rank))
+        .collect();
+    let mut order: Vec<(usize, usize)> = profile
+        .stacks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, stack)| Some((*rank.get(&path(stack))?, index)))
+        .collect();
+    order.sort();
     let mut new_index = vec![None; profile.stacks.len()];
-    for (new, &old) in order.iter().enumerate() {
+    for (new, &(_, old)) in order.iter().enumerate() {
         new_index[old] = Some(new as u32);
     }
-    profile.stacks = order.iter().map(|&i| profile.stacks[i].clone()).collect();
+    profile.stacks = order
+        .iter()
+        .map(|&(_, i)| profile.stacks[i].clone())
+        .collect();
     profile.timeline = profile
         .timeline
         .iter()

@@ -89,6 +89,8 @@ pub struct RecordArgs {
     command: Vec<OsString>,
 }
 
+/// The library's default, made absolute.
+const DEFAULT_OUTPUT: &str = "stacksample.%p";
 /// The longest --duration: a day.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -96,7 +98,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     let library = library::find()?;
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::new(format!("cannot read the current directory: {e}")))?;
-    let vars = settings_vars(&args)?;
+    let vars = settings_vars(&args, &cwd)?;
     let checked = Settings::from_vars(inherited_and(&vars), 0, &cwd)?;
     let duration = args
         .duration
@@ -131,8 +133,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     Ok(exit_like(status, stopped))
 }
 
-/// `STACKSAMPLE_*` settings from the options; the lossless profile is always asked for.
-fn settings_vars(args: &RecordArgs) -> Result<Vec<(String, String)>, Failure> {
+/// `STACKSAMPLE_*` settings from the options; the lossless profile is always asked for, and
+/// the output prefix is made absolute so that `dump` finds it in the process's environment
+/// even after the command changed directory.
+fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>, Failure> {
     let mut vars = Vec::new();
     let mut set = |name: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -145,7 +149,11 @@ fn settings_vars(args: &RecordArgs) -> Result<Vec<(String, String)>, Failure> {
     set("INTERVAL", args.freq.map(interval_of_rate).transpose()?);
     set("MODE", args.mode.clone());
     set("MAXDEPTH", args.max_depth.map(|d| d.to_string()));
-    set("OUTPUT", args.output.clone());
+    let output = args.output.as_deref().unwrap_or(DEFAULT_OUTPUT);
+    set(
+        "OUTPUT",
+        Some(cwd.join(output).to_string_lossy().into_owned()),
+    );
     set("FOLLOW", args.no_follow.then(|| "0".to_owned()));
     set("FLUSH", args.flush.clone());
     set("PER_THREAD", args.per_thread.then(|| "1".to_owned()));
@@ -190,6 +198,7 @@ fn command(args: &RecordArgs, library: &Path, vars: &[(String, String)]) -> Comm
         .env("LD_PRELOAD", preload)
         .env_remove(library::OVERRIDE)
         .envs(vars.iter().map(|(k, v)| (k, v)));
+    signals::unblock_in_child(&mut command);
     command
 }
 

@@ -7,6 +7,8 @@
 //! SIGTERM from here too. The command is never signalled after it was reaped, so a recycled
 //! pid cannot receive it.
 
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,15 +31,28 @@ fn forwarded_set() -> libc::sigset_t {
 }
 
 /// Blocks the forwarded signals in this thread and every thread started after; call before
-/// any thread starts. The command gets an empty mask: std's spawn resets it.
+/// any thread starts. The command must undo it: see [`unblock_in_child`].
 pub fn block() -> Result<(), Failure> {
+    change_mask(libc::SIG_BLOCK).map_err(|e| Failure::new(format!("cannot block signals: {e}")))
+}
+
+/// Unblocks the forwarded signals in the command between fork and exec (the mask survives
+/// exec, and the command must get its signals).
+pub fn unblock_in_child(command: &mut Command) {
+    // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe, as the
+    // code between fork and exec must be.
+    unsafe {
+        command.pre_exec(|| change_mask(libc::SIG_UNBLOCK));
+    }
+}
+
+fn change_mask(how: libc::c_int) -> std::io::Result<()> {
     let set = forwarded_set();
     // SAFETY: valid set, no old mask requested.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(Failure::new("cannot block termination signals"));
+    match unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        error => Err(std::io::Error::from_raw_os_error(error)),
     }
-    Ok(())
 }
 
 /// The command's pid while it may be signalled; `None` once it was reaped.
