@@ -51,10 +51,11 @@ pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usiz
     let seconds = header.duration.as_secs_f64();
     let threads = header.threads.iter().filter(|t| t.samples > 0).count();
     out += &format!(
-        "stacksample: {}: {samples} samples in {seconds:.2} s every {:?} ({} mode; {threads} threads sampled in {processes} process{})\n",
+        "stacksample: {}: {samples} samples in {seconds:.2} s every {:?} ({} mode; {threads} thread{} sampled in {processes} process{})\n",
         header.command,
         header.interval,
         header.mode.name(),
+        if threads == 1 { "" } else { "s" },
         if processes == 1 { "" } else { "es" },
     );
     out += &format!(
