@@ -202,7 +202,8 @@ fn ctrl_c_leaves_a_complete_profile() {
         );
         let txt = run.report();
         let folded = run.folded();
-        assert!(txt.samples() >= 10, "{}", txt.text);
+        // Complete: every file has every sample (how many depends on the machine's load).
+        assert!(txt.samples() > 0, "{}", txt.text);
         assert_eq!(folded.total(), txt.samples());
         let from_lossless = report_folded(run.dir.path(), &[&lossless(&run)]);
         assert_eq!(from_lossless.total(), txt.samples());

@@ -25,7 +25,11 @@ const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
 const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
 const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
-const KNOWN: [&str; 14] = [
+/// Where the `stacksample` command finds the library; set in a shell, it must not stop a
+/// program that the library is preloaded into by hand.
+const LIB: &str = "STACKSAMPLE_LIB";
+const KNOWN: [&str; 15] = [
+    LIB,
     SIGNAL,
     FOLLOW,
     MODE,
@@ -246,6 +250,7 @@ impl Settings {
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
                 DEBUG_DIRS => settings.debug_dirs = parse_dirs(DEBUG_DIRS, &value, start_dir)?,
+                LIB => {}
                 _ => {
                     return Err(Error::UnknownSetting {
                         name,

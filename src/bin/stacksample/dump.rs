@@ -86,10 +86,7 @@ fn ensure_library_loaded(pid: i32) -> Result<(), Failure> {
         _ => Failure::new(format!("cannot read {maps_path}: {e}"))
             .hint("run as the process's user (or root)"),
     })?;
-    if maps
-        .lines()
-        .any(|line| line.ends_with("/libstacksample.so"))
-    {
+    if maps.lines().any(|line| line.contains("/libstacksample.so")) {
         return Ok(());
     }
     Err(

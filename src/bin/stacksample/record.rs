@@ -179,7 +179,7 @@ fn interval_of_rate(hz: f64) -> Result<String, Failure> {
 /// will see them.
 fn inherited_and(vars: &[(String, String)]) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with(settings::PREFIX) && k != library::OVERRIDE)
+        .filter(|(k, _)| k.starts_with(settings::PREFIX))
         .filter(|(k, _)| !vars.iter().any(|(name, _)| name == k))
         .collect();
     all.extend(vars.iter().cloned());
@@ -196,7 +196,6 @@ fn command(args: &RecordArgs, library: &Path, vars: &[(String, String)]) -> Comm
     command
         .args(&args.command[1..])
         .env("LD_PRELOAD", preload)
-        .env_remove(library::OVERRIDE)
         .envs(vars.iter().map(|(k, v)| (k, v)));
     signals::unblock_in_child(&mut command);
     command

@@ -1,6 +1,7 @@
-//! Termination signals while `record` waits for its command: SIGINT, SIGTERM and SIGHUP are
-//! blocked in every thread of `record` and taken by one thread with `sigwaitinfo`, which passes
-//! them on to the command (it then writes its profile and ends as the signal says).
+//! Termination signals while `record` waits for its command: SIGINT, SIGTERM, SIGHUP and
+//! SIGQUIT (the library writes the profile on each) are blocked in every thread of `record`
+//! and taken by one thread with `sigwaitinfo`, which passes them on to the command (it then
+//! writes its profile and ends as the signal says).
 //!
 //! A signal the terminal sent (Ctrl-C, a hang-up: `SI_KERNEL`) went to the whole foreground
 //! process group, the command included, so it is not sent a second time. `--duration` sends
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use crate::failure::Failure;
 
-pub const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// The set of [`FORWARDED`] signals.
 fn forwarded_set() -> libc::sigset_t {
