@@ -254,12 +254,42 @@ fn record_options_become_settings() {
     // machine's load cannot delay; 100 Hz would give 40.
     assert!(folded.count_with("wait_for_workers") >= 120, "{folded:?}");
     assert!(folded.count_with("crunch_a") > 0, "{folded:?}");
+    let only_a = report_folded(dir, &["--thread", "cruncher-a", "prof.profile.json.gz"]);
+    assert!(only_a.count_with("crunch_a") > 0, "{only_a:?}");
+    assert_eq!(only_a.count_with("crunch_b"), 0, "{only_a:?}");
     let bad = record(&["--mode", "fast"], &exe, &["10"]);
     assert_eq!(bad.code(), Some(1));
     assert!(
         bad.stderr().contains("STACKSAMPLE_MODE"),
         "{}",
         bad.stderr()
+    );
+}
+
+#[test]
+fn record_explains_an_empty_run() {
+    let static_exe = build("hot", &["-static"]);
+    let run = record(&[], &static_exe, &["1", "4"]);
+    assert_eq!(run.code(), Some(4));
+    assert!(
+        run.stderr().contains("no profile was written"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("statically linked"),
+        "{}",
+        run.stderr()
+    );
+
+    let exe = build("long_running", &["-O2"]);
+    let run = record(&["-i", "1s"], &exe, &["0"]);
+    assert_eq!(run.code(), Some(0));
+    assert!(run.stderr().contains(": 0 samples in"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("no samples: the program ended"),
+        "{}",
+        run.stderr()
     );
 }
 

@@ -202,3 +202,62 @@ fn folded_header(path: &Path, stacks: &[Stack]) -> Header {
         mode: Mode::Wall,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creates `names` in a new directory and returns it.
+    fn dir_with(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn children_of_a_template_with_pid() {
+        let dir = dir_with(&[
+            "run.10.x.profile.json.gz",
+            "run.12.x.profile.json.gz",
+            "run.9.x.profile.json.gz",
+            "run.abc.x.profile.json.gz",
+            "run.13.x.txt",
+        ]);
+        let template = dir.path().join("run.%p.x");
+        let found = children(&template, &dir.path().join("run.10.x"));
+        let expected: Vec<PathBuf> = ["run.9.x", "run.12.x"]
+            .iter()
+            .map(|n| dir.path().join(n))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn children_of_a_template_without_pid() {
+        let dir = dir_with(&[
+            "prof.profile.json.gz",
+            "prof.77.profile.json.gz",
+            "prof.old.profile.json.gz",
+        ]);
+        let template = dir.path().join("prof");
+        let found = children(&template, &template);
+        assert_eq!(found, vec![dir.path().join("prof.77")]);
+    }
+
+    #[test]
+    fn folded_lines_become_a_profile() {
+        let dir = dir_with(&[]);
+        let path = dir.path().join("x.folded");
+        std::fs::write(&path, "main;a;b 3\n[truncated];a;b 2\nmain;c 1\n").unwrap();
+        let profile = read(&path).unwrap();
+        assert_eq!(profile.total_samples(), 6);
+        assert_eq!(profile.stacks[1].stop, StopReason::DepthLimit);
+        let names: Vec<&str> = profile.stack_names(&profile.stacks[0]).collect();
+        assert_eq!(names, ["main", "a", "b"]);
+        std::fs::write(&path, "main;a three\n").unwrap();
+        let error = read(&path).unwrap_err().to_string();
+        assert!(error.contains("x.folded:1: not a folded line"), "{error}");
+    }
+}

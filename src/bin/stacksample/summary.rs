@@ -80,11 +80,11 @@ pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usiz
     out
 }
 
-const NO_SAMPLES: &str = "\
-  no samples: the program ended before the first tick (raise the rate with -F), the chosen
-  threads did not exist or were idle (cpu mode skips threads that used no CPU), or every
-  request was lost (see `lost`).
-";
+const NO_SAMPLES: &str = concat!(
+    "  no samples: the program ended before the first tick (raise the rate with -F), the\n",
+    "  chosen threads did not exist or were idle (cpu mode skips threads that used no CPU),\n",
+    "  or every request was lost (see `lost`).\n",
+);
 
 /// The handler's measured median times the samples it took, against the run's length.
 fn overhead(profile: &Profile) -> String {
