@@ -580,6 +580,39 @@ fn dump_writes_the_profile_of_a_running_process() {
 }
 
 #[test]
+fn dump_finds_a_raw_preload_run_that_changed_directory() {
+    let exe = build("long_running", &["-O2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&exe);
+    // Started as a shell starts it (PWD), with a relative prefix; it then changes to /.
+    command
+        .arg("3000")
+        .current_dir(dir.path())
+        .env("PWD", dir.path())
+        .stdout(Stdio::piped());
+    configure(&mut command, &[("STACKSAMPLE_OUTPUT", "raw.%p")], true);
+    let mut program = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(program.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let output = stacksample(dir.path())
+        .args(["dump", "--timeout", "20s", &program.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = program.kill();
+    let _ = program.wait();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // No lossless file: the text report's head stands in for the summary.
+    assert!(stderr.contains("# stacksample"), "{stderr}");
+    assert!(stderr.contains("busy_loop"), "{stderr}");
+    let txt = dir.path().join(format!("raw.{}.txt", program.id()));
+    assert!(stderr.contains(txt.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
 fn dump_refuses_a_process_without_the_library() {
     let exe = build("long_running", &["-O2"]);
     let mut plain = Command::new(&exe)
