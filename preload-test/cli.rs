@@ -250,13 +250,31 @@ fn record_options_become_settings() {
         roots.iter().any(|r| r.starts_with("cruncher-a (")),
         "{roots:?}"
     );
-    // 500 Hz for 0.4 s: about 200 samples of the blocked main thread, whose samples the
-    // machine's load cannot delay; 100 Hz would give 40.
-    assert!(folded.count_with("wait_for_workers") >= 120, "{folded:?}");
     assert!(folded.count_with("crunch_a") > 0, "{folded:?}");
+    let header = Report::parse(&report(dir, &["prof.profile.json.gz"]));
+    assert_eq!(header.field("interval"), "2 ms (500 Hz)");
+    let threads = header.thread_samples();
+    assert!(
+        threads
+            .iter()
+            .any(|(label, _)| label.contains("(cruncher-b)")),
+        "{threads:?}"
+    );
     let only_a = report_folded(dir, &["--thread", "cruncher-a", "prof.profile.json.gz"]);
     assert!(only_a.count_with("crunch_a") > 0, "{only_a:?}");
     assert_eq!(only_a.count_with("crunch_b"), 0, "{only_a:?}");
+    // Settings already in the environment stay, extended with the lossless profile.
+    let output = stacksample(dir)
+        .env("STACKSAMPLE_FORMAT", "json")
+        .env("STACKSAMPLE_OUTPUT", "env")
+        .args(["record", "-q", "--"])
+        .arg(&exe)
+        .arg("10")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(dir.join("env.json").is_file() && dir.join("env.profile.json.gz").is_file());
+    assert!(!dir.join("env.txt").exists());
     let bad = record(&["--mode", "fast"], &exe, &["10"]);
     assert_eq!(bad.code(), Some(1));
     assert!(

@@ -54,7 +54,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
 pub const MAX_MAX_DEPTH: usize = 65_536;
-const DEFAULT_OUTPUT: &str = "stacksample.%p";
+pub const DEFAULT_OUTPUT: &str = "stacksample.%p";
 
 /// Which thread a user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl Format {
         Format::Speedscope,
         Format::Profile,
     ];
-    const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
+    pub const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
 
     /// The setting's word for it (`output::extension` gives the file name suffix).
     pub fn name(self) -> &'static str {

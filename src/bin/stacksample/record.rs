@@ -89,8 +89,6 @@ pub struct RecordArgs {
     command: Vec<OsString>,
 }
 
-/// The library's default, made absolute.
-const DEFAULT_OUTPUT: &str = "stacksample.%p";
 /// The longest --duration: a day.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -106,31 +104,47 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         .map(|d| settings::parse_duration("--duration", d, Duration::from_millis(1)..=MAX_DURATION))
         .transpose()?;
 
-    signals::block()?;
     let started = SystemTime::now();
-    let mut child = command(&args, &library, &vars)
-        .spawn()
-        .map_err(|e| spawn_failure(&args.command[0], e))?;
+    let ended = run_command(command(&args, &library, &vars), &args.command[0], duration)?;
+    if !args.quiet {
+        let written = Settings::from_vars(inherited_and(&vars), ended.pid, &cwd)?;
+        let files = input::written_since(&written, started);
+        summary::print_after_run(&files, &checked.formats, args.top);
+    }
+    Ok(exit_like(ended.status, ended.stopped_by_duration))
+}
+
+/// How the command ended.
+struct Ended {
+    pid: i32,
+    status: ExitStatus,
+    stopped_by_duration: bool,
+}
+
+/// Runs the command with signals forwarded (and SIGTERM after `duration`) until it ends.
+fn run_command(
+    mut command: Command,
+    program: &OsString,
+    duration: Option<Duration>,
+) -> Result<Ended, Failure> {
+    signals::block()?;
+    let mut child = command.spawn().map_err(|e| spawn_failure(program, e))?;
     let pid = child.id() as i32;
     let target = Target::new(pid);
     signals::forward(target.clone())?;
-    let stopped_by_us = match duration {
-        Some(duration) => Some(signals::stop_after(target.clone(), duration)?),
-        None => None,
-    };
+    let stopper = duration
+        .map(|duration| signals::stop_after(target.clone(), duration))
+        .transpose()?;
     wait_until_ended(pid);
     target.ended();
     let status = child
         .wait()
         .map_err(|e| Failure::new(format!("cannot wait for the command: {e}")))?;
-
-    if !args.quiet {
-        let written = Settings::from_vars(inherited_and(&vars), pid, &cwd)?;
-        let files = input::written_since(&written, started);
-        summary::print_after_run(&files, &checked.formats, args.top);
-    }
-    let stopped = stopped_by_us.is_some_and(|s| s.load(Ordering::SeqCst));
-    Ok(exit_like(status, stopped))
+    Ok(Ended {
+        pid,
+        status,
+        stopped_by_duration: stopper.is_some_and(|sent| sent.load(Ordering::SeqCst)),
+    })
 }
 
 /// `STACKSAMPLE_*` settings from the options; the lossless profile is always asked for, and
@@ -149,21 +163,32 @@ fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>,
     set("INTERVAL", args.freq.map(interval_of_rate).transpose()?);
     set("MODE", args.mode.clone());
     set("MAXDEPTH", args.max_depth.map(|d| d.to_string()));
-    let output = args.output.as_deref().unwrap_or(DEFAULT_OUTPUT);
-    set(
-        "OUTPUT",
-        Some(cwd.join(output).to_string_lossy().into_owned()),
-    );
+    let output = args.output.clone().or_else(|| inherited("OUTPUT"));
+    let output = cwd.join(output.as_deref().unwrap_or(settings::DEFAULT_OUTPUT));
+    set("OUTPUT", Some(output.to_string_lossy().into_owned()));
     set("FOLLOW", args.no_follow.then(|| "0".to_owned()));
     set("FLUSH", args.flush.clone());
     set("PER_THREAD", args.per_thread.then(|| "1".to_owned()));
     set("LINES", args.lines.then(|| "1".to_owned()));
-    let formats = match &args.format {
-        Some(list) => format!("{list},{}", Format::Profile.name()),
-        None => format!("txt,folded,svg,{}", Format::Profile.name()),
+    let default_formats = || {
+        let names: Vec<&str> = Format::DEFAULT.iter().map(|f| f.name()).collect();
+        names.join(",")
     };
-    set("FORMAT", Some(formats));
+    let formats = args
+        .format
+        .clone()
+        .or_else(|| inherited("FORMAT"))
+        .unwrap_or_else(default_formats);
+    set(
+        "FORMAT",
+        Some(format!("{formats},{}", Format::Profile.name())),
+    );
     Ok(vars)
+}
+
+/// A setting from this environment (`STACKSAMPLE_<name>`) that an option may extend.
+fn inherited(name: &str) -> Option<String> {
+    std::env::var(format!("{}{name}", settings::PREFIX)).ok()
 }
 
 /// `--freq` as an interval in whole nanoseconds.
