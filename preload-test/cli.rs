@@ -592,6 +592,18 @@ fn dump_writes_the_profile_of_a_running_process() {
         stderr.contains("busy_loop") && stderr.contains(txt.to_str().unwrap()),
         "{stderr}"
     );
+    // The pid of `record` itself: the error names the command's.
+    let output = stacksample(recording.dir.path())
+        .args(["dump", &recording.pid().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!("`stacksample dump {command}`");
+    assert!(
+        text(&output.stderr).contains(&expected),
+        "{}",
+        text(&output.stderr)
+    );
     let run = recording.finish();
     assert_eq!(run.code(), Some(0));
     assert!(run.report().samples() > early.samples());

@@ -89,10 +89,25 @@ fn ensure_library_loaded(pid: i32) -> Result<(), Failure> {
     if maps.lines().any(|line| line.contains("/libstacksample.so")) {
         return Ok(());
     }
-    Err(
-        Failure::new(format!("process {pid} does not have libstacksample.so loaded"))
-            .hint("start it with `stacksample record -- COMMAND` or LD_PRELOAD=/path/to/libstacksample.so COMMAND"),
-    )
+    let failure = Failure::new(format!(
+        "process {pid} does not have libstacksample.so loaded"
+    ));
+    Err(match recorded_command(pid) {
+        Some(command) => failure.hint(format!(
+            "{pid} is `stacksample record`; the command it runs is process {command}: `stacksample dump {command}`"
+        )),
+        None => failure.hint("start it with `stacksample record -- COMMAND` or LD_PRELOAD=/path/to/libstacksample.so COMMAND"),
+    })
+}
+
+/// The command a `stacksample record` process `pid` runs, if it is one.
+fn recorded_command(pid: i32) -> Option<i32> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if comm.trim_end() != "stacksample" {
+        return None;
+    }
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
 }
 
 /// The process's settings, as its library resolved them at start: one per directory it may
