@@ -14,14 +14,19 @@ use stacksample::signal::slot::StopReason;
 
 use crate::failure::Failure;
 
+/// File times come from the kernel's coarse clock, up to a tick (10 ms at most) behind the
+/// clock `SystemTime::now` reads: a file written just after a run started can look older.
+const FILE_CLOCK_LAG: Duration = Duration::from_millis(50);
+
 /// The output prefixes of a run that have a lossless profile written since `started`: the
 /// process itself first, then its children (by pid), per the output template rules.
 pub fn written_since(settings: &Settings, started: SystemTime) -> Vec<PathBuf> {
+    let since = started.checked_sub(FILE_CLOCK_LAG).unwrap_or(started);
     let mut prefixes = vec![settings.output_prefix.clone()];
     prefixes.extend(children(&settings.output_template, &settings.output_prefix));
     prefixes.retain(|prefix| {
         let file = output::with_extension(prefix, lossless::EXTENSION);
-        modified(&file).is_some_and(|time| time >= started)
+        modified(&file).is_some_and(|time| time >= since)
     });
     prefixes
 }
