@@ -1,6 +1,7 @@
 //! Integration tests: real C programs from `programs/` run under `LD_PRELOAD`, with
 //! assertions on what a user reads: stacks, counts, files, exit codes, stderr.
 
+mod cli;
 mod dump;
 mod endings;
 mod exec;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain, from Debian (as root):
-#   gcc, g++, binutils  build the C and C++ fixtures in preload-test/programs, and strip them
+#   gcc, g++, binutils  build the C and C++ fixtures in preload-test/programs (one static:
+#                       libc6-dev), and strip them
 #   util-linux          `unshare`, for the thread-id tests
 #   golang-go           `go tool pprof`, the real consumer the pprof output is checked with
 set -euo pipefail

@@ -40,7 +40,9 @@
 //! - [`modules`]: loaded objects, unwind data copied so `dlclose` cannot pull it away.
 //! - [`drain`]: aggregation in bounded memory and dump orchestration.
 //! - [`symbolize`], [`profile`]: names at dump time; the symbolized profile.
-//! - [`output`]: one module per format, files replaced atomically.
+//! - [`output`]: one module per format, files replaced atomically; `output::lossless` is the
+//!   whole profile, which the `stacksample` command line (`src/bin/stacksample`: `record`,
+//!   `report`, `dump`) reads back and renders with the same writers.
 //! - [`stats`]: what was requested, taken, lost; printed in every report.
 //!
 //! ## From Rust

@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::drain::Aggregate;
 use crate::modules::{ModuleInfo, ModuleMap};
 use crate::settings::Mode;
@@ -28,7 +30,7 @@ const ROOT_FUNCTIONS: [&str; 6] = [
 ];
 
 /// A function: the unit of the text report's table.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Function {
     pub name: String,
     /// File name of the module, `[vdso]`, `[jit]`, `[anon]`.
@@ -40,7 +42,7 @@ pub struct Function {
 }
 
 /// A position in a function: a source line (when known), possibly inlined into its caller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Frame {
     /// Index into [`Profile::functions`].
     pub function: usize,
@@ -49,7 +51,7 @@ pub struct Frame {
 }
 
 /// A loaded object, as pprof's mappings describe it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Module {
     pub name: String,
     pub path: Option<String>,
@@ -64,7 +66,7 @@ pub struct Module {
 }
 
 /// An instruction address and the frames it stands for (more than one when inlined).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Location {
     /// Runtime address looked up (for callers: the return address minus one).
     pub address: u64,
@@ -75,7 +77,7 @@ pub struct Location {
 }
 
 /// A distinct symbolized stack and how often it was seen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stack {
     pub tid: i32,
     /// Indices into [`Profile::locations`], root first.
@@ -93,7 +95,7 @@ impl Stack {
 }
 
 /// One of the threads the user asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThreadSummary {
     pub tid: i32,
     pub name: Option<String>,
@@ -104,7 +106,7 @@ pub struct ThreadSummary {
 }
 
 /// Counters copied from [`Stats`] at dump time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counters {
     pub requested: u64,
     pub taken: u64,
@@ -147,10 +149,32 @@ impl Counters {
             between_calls: Stats::get(&stats.between_calls),
         }
     }
+
+    /// Requests that produced no sample, for any reason.
+    pub fn missed(&self) -> u64 {
+        self.no_response
+            + self.stuck
+            + self.slots_busy
+            + self.send_failed
+            + self.missed_deadlines
+            + self.between_calls
+    }
+
+    /// Samples taken but left out of the profile; `in_profiler` is
+    /// [`Profile::profiler_samples`].
+    pub fn dropped(&self, in_profiler: u64) -> u64 {
+        self.drain_busy + self.table_full + in_profiler
+    }
+
+    /// Samples taken by a signal handler (the others were blocked threads read from outside).
+    pub fn taken_by_signal(&self) -> u64 {
+        self.taken
+            .saturating_sub(self.blocked_unwound + self.blocked_repeated)
+    }
 }
 
 /// Facts about the run, printed at the top of the text report.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {
     pub command: String,
     pub pid: i32,
@@ -181,13 +205,13 @@ pub struct FunctionCount {
 }
 
 /// Cost of naming the addresses of this profile.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct SymbolizeCost {
     pub addresses: usize,
     pub elapsed: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Profile {
     pub header: Header,
     pub functions: Vec<Function>,

@@ -25,7 +25,11 @@ const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
 const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
 const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
-const KNOWN: [&str; 14] = [
+/// Where the `stacksample` command finds the library; set in a shell, it must not stop a
+/// program that the library is preloaded into by hand.
+const LIB: &str = "STACKSAMPLE_LIB";
+const KNOWN: [&str; 15] = [
+    LIB,
     SIGNAL,
     FOLLOW,
     MODE,
@@ -50,7 +54,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
 pub const MAX_MAX_DEPTH: usize = 65_536;
-const DEFAULT_OUTPUT: &str = "stacksample.%p";
+pub const DEFAULT_OUTPUT: &str = "stacksample.%p";
 
 /// Which thread a user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +68,7 @@ pub enum ThreadChoice {
 }
 
 /// What a sample stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Elapsed time: where each thread is, running or blocked.
     Wall,
@@ -90,18 +94,21 @@ pub enum Format {
     Pprof,
     Json,
     Speedscope,
+    /// Everything the other formats are made from, for `stacksample report`.
+    Profile,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Txt,
         Format::Folded,
         Format::Svg,
         Format::Pprof,
         Format::Json,
         Format::Speedscope,
+        Format::Profile,
     ];
-    const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
+    pub const DEFAULT: [Format; 3] = [Format::Txt, Format::Folded, Format::Svg];
 
     /// The setting's word for it (`output::extension` gives the file name suffix).
     pub fn name(self) -> &'static str {
@@ -112,6 +119,7 @@ impl Format {
             Format::Pprof => "pprof",
             Format::Json => "json",
             Format::Speedscope => "speedscope",
+            Format::Profile => "profile",
         }
     }
 }
@@ -242,6 +250,7 @@ impl Settings {
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
                 DEBUG_DIRS => settings.debug_dirs = parse_dirs(DEBUG_DIRS, &value, start_dir)?,
+                LIB => {}
                 _ => {
                     return Err(Error::UnknownSetting {
                         name,
@@ -367,7 +376,9 @@ fn parse_flush(value: &str) -> Result<Option<Duration>, Error> {
     parse_duration(FLUSH, value, MIN_FLUSH..=Duration::from_secs(24 * 3600)).map(Some)
 }
 
-fn parse_duration(
+/// A number with a unit (`10ms`, `500us`, `2s`) within `range`; `name` is what the error
+/// names (a variable, or a command-line option).
+pub fn parse_duration(
     name: &'static str,
     value: &str,
     range: std::ops::RangeInclusive<Duration>,
@@ -391,14 +402,7 @@ fn parse_duration(
     };
     let seconds = match number.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => n * scale,
-        _ => {
-            return Err(Error::setting(
-                INTERVAL,
-                value,
-                "not a positive number",
-                hint,
-            ))
-        }
+        _ => return Err(Error::setting(name, value, "not a positive number", hint)),
     };
     let interval = Duration::from_secs_f64(seconds);
     if !range.contains(&interval) {

@@ -57,7 +57,7 @@ pub struct ThreadStatus {
     pub cpu_nanos: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ThreadState {
     /// Not (yet) a thread of this process.
     NotFound,

@@ -4,6 +4,7 @@
 
 mod folded;
 mod json;
+pub mod lossless;
 mod pprof;
 mod speedscope;
 mod svg;
@@ -34,17 +35,22 @@ pub fn extension(format: Format) -> &'static str {
         Format::Pprof => "pb.gz",
         Format::Json => "json",
         Format::Speedscope => "speedscope.json",
+        Format::Profile => lossless::EXTENSION,
     }
 }
 
-fn writer(format: Format) -> &'static dyn Writer {
+/// The writer of `format`; `top` limits the rows of the text report's table.
+fn writer(format: Format, top: Option<usize>) -> Box<dyn Writer> {
     match format {
-        Format::Txt => &text::Text,
-        Format::Folded => &folded::Folded,
-        Format::Svg => &svg::Svg,
-        Format::Pprof => &pprof::Pprof,
-        Format::Json => &json::Json,
-        Format::Speedscope => &speedscope::Speedscope,
+        Format::Txt => Box::new(text::Text {
+            rows: top.unwrap_or(usize::MAX),
+        }),
+        Format::Folded => Box::new(folded::Folded),
+        Format::Svg => Box::new(svg::Svg),
+        Format::Pprof => Box::new(pprof::Pprof),
+        Format::Json => Box::new(json::Json),
+        Format::Speedscope => Box::new(speedscope::Speedscope),
+        Format::Profile => Box::new(lossless::Lossless),
     }
 }
 
@@ -54,11 +60,31 @@ pub fn write_all(prefix: &Path, formats: &[Format], profile: &Profile) -> Result
     let mut first_error = None;
     for &format in formats {
         let path = with_extension(prefix, extension(format));
-        if let Err(error) = write_atomically(&path, |out| writer(format).write(profile, out)) {
+        if let Err(error) = write_file(&path, format, None, profile) {
             first_error.get_or_insert(error);
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Writes `profile` in `format` to `path`, replacing it atomically.
+pub fn write_file(
+    path: &Path,
+    format: Format,
+    top: Option<usize>,
+    profile: &Profile,
+) -> Result<(), Error> {
+    write_atomically(path, |out| writer(format, top).write(profile, out))
+}
+
+/// Renders `profile` in `format` to `out` (a pipe, standard output).
+pub fn render(
+    format: Format,
+    top: Option<usize>,
+    profile: &Profile,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writer(format, top).write(profile, out)
 }
 
 /// `prefix` with `.extension` appended.

@@ -9,12 +9,15 @@ use super::Writer;
 use crate::profile::{Counters, Profile};
 use crate::stats::ThreadState;
 
-pub struct Text;
+/// `rows`: functions listed in the main table (`stacksample report --top`).
+pub struct Text {
+    pub rows: usize,
+}
 
 impl Writer for Text {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         write_header(profile, out)?;
-        write_functions(profile, None, usize::MAX, out)?;
+        write_functions(profile, None, self.rows, out)?;
         let sampled: Vec<_> = profile
             .header
             .threads
@@ -30,7 +33,7 @@ impl Writer for Text {
                     profile.thread_label(thread.tid),
                     thread.samples
                 )?;
-                write_functions(profile, Some(thread.tid), THREAD_ROWS, out)?;
+                write_functions(profile, Some(thread.tid), THREAD_ROWS.min(self.rows), out)?;
             }
         }
         Ok(())
@@ -74,7 +77,7 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "taken by:     {} signals; {} blocked threads unwound without a signal, {} still-blocked samples repeated",
-        c.taken.saturating_sub(c.blocked_unwound + c.blocked_repeated),
+        c.taken_by_signal(),
         c.blocked_unwound,
         c.blocked_repeated
     )?;
@@ -141,14 +144,9 @@ fn handler_share(profile: &Profile) -> String {
 
 /// Requests that produced no sample, by reason.
 fn missed(c: &Counters) -> String {
-    let total = c.no_response
-        + c.stuck
-        + c.slots_busy
-        + c.send_failed
-        + c.missed_deadlines
-        + c.between_calls;
     format!(
-        "{total} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}, blocked thread between calls: {}; late signals ignored: {})",
+        "{} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}, blocked thread between calls: {}; late signals ignored: {})",
+        c.missed(),
         c.no_response,
         c.stuck,
         c.slots_busy,
@@ -163,7 +161,7 @@ fn missed(c: &Counters) -> String {
 fn dropped(c: &Counters, in_profiler: u64) -> String {
     format!(
         "{} (drain behind: {}, distinct-stack table full: {}, thread in the profiler's own code: {})",
-        c.drain_busy + c.table_full + in_profiler,
+        c.dropped(in_profiler),
         c.drain_busy,
         c.table_full,
         in_profiler

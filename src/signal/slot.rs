@@ -36,7 +36,7 @@ const PHASE_MASK: u32 = 3;
 pub type UnwindCache = CacheX86_64<MustNotAllocateDuringUnwind>;
 
 /// Why the handler stopped unwinding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StopReason {
     /// The unwinder found the end of the stack.
     Complete,

@@ -1,0 +1,138 @@
+//! The summary `record` and `dump` print on stderr (stdout stays the command's): samples
+//! taken and lost, the signal handler's measured cost, the hottest functions by self and by
+//! total samples, and the files written.
+
+use std::path::{Path, PathBuf};
+
+use stacksample::output::{self, lossless};
+use stacksample::profile::Profile;
+use stacksample::settings::Format;
+
+use crate::merge;
+
+/// Reads the lossless profiles of a finished run (`prefixes`, the process first) and prints
+/// the summary with the files of `formats` each process wrote.
+pub fn print_after_run(prefixes: &[PathBuf], formats: &[Format], rows: usize) {
+    let mut profiles = Vec::new();
+    for prefix in prefixes {
+        match lossless::read(&output::with_extension(prefix, lossless::EXTENSION)) {
+            Ok(profile) => profiles.push(profile),
+            Err(error) => eprintln!("{error}"),
+        }
+    }
+    let Some(profile) = merge::merge(profiles) else {
+        eprintln!("{}", NO_PROFILE);
+        return;
+    };
+    let files: Vec<PathBuf> = prefixes
+        .iter()
+        .flat_map(|prefix| {
+            formats
+                .iter()
+                .map(|&f| output::with_extension(prefix, output::extension(f)))
+        })
+        .filter(|path| path.is_file())
+        .collect();
+    eprint!("{}", render(&profile, prefixes.len(), &files, rows));
+}
+
+const NO_PROFILE: &str = "\
+stacksample: no profile was written. The library was not loaded or could not write:
+  - a statically linked or setuid program ignores LD_PRELOAD;
+  - SIGKILL (or a crash without --flush) ends a program before it can write;
+  - a `stacksample:` line above says what else went wrong.";
+
+/// The summary text of `profile`, merged from `processes` processes.
+pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usize) -> String {
+    let mut out = String::new();
+    let header = &profile.header;
+    let c = &header.counters;
+    let samples = profile.total_samples();
+    let seconds = header.duration.as_secs_f64();
+    let threads = header.threads.iter().filter(|t| t.samples > 0).count();
+    out += &format!(
+        "stacksample: {}: {samples} samples in {seconds:.2} s every {:?} ({} mode; {threads} thread{} sampled in {processes} process{})\n",
+        header.command,
+        header.interval,
+        header.mode.name(),
+        if threads == 1 { "" } else { "s" },
+        if processes == 1 { "" } else { "es" },
+    );
+    out += &format!(
+        "  lost:     {} requests produced no sample, {} samples dropped, {} stacks cut short (see the .txt header)\n",
+        c.missed(),
+        c.dropped(profile.profiler_samples),
+        c.depth_limit + c.unwind_error + c.unknown_stack
+    );
+    out += &overhead(profile);
+    if samples == 0 {
+        out += NO_SAMPLES;
+    } else {
+        out += &table(profile, "self", rows, |row| row.self_count);
+        out += &table(profile, "total", rows, |row| row.total);
+    }
+    if !files.is_empty() {
+        out += "  files:\n";
+        for file in files {
+            out += &format!("    {}\n", file.display());
+        }
+    }
+    out
+}
+
+const NO_SAMPLES: &str = concat!(
+    "  no samples: the program ended before the first tick (raise the rate with -F), the\n",
+    "  chosen threads did not exist or were idle (cpu mode skips threads that used no CPU),\n",
+    "  or every request was lost (see `lost`).\n",
+);
+
+/// The handler's measured median times the samples it took, against the run's length.
+fn overhead(profile: &Profile) -> String {
+    let header = &profile.header;
+    let Some(median) = header.handler_median_nanos else {
+        return "  overhead: no sample taken by the signal handler\n".to_owned();
+    };
+    let signals = header.counters.taken_by_signal();
+    let spent = median as f64 * signals as f64 / 1e9;
+    let share = 100.0 * spent / header.duration.as_secs_f64().max(1e-9);
+    format!(
+        "  overhead: signal handler median {:.1} us (p99 {:.1} us) x {signals} samples = {:.1} ms, {share:.2}% of the run's {:.2} s\n",
+        median as f64 / 1e3,
+        header.handler_p99_nanos.unwrap_or(median) as f64 / 1e3,
+        spent * 1e3,
+        header.duration.as_secs_f64()
+    )
+}
+
+/// The `rows` functions with the highest `key` count.
+fn table(
+    profile: &Profile,
+    title: &str,
+    rows: usize,
+    key: impl Fn(&stacksample::profile::FunctionCount) -> u64,
+) -> String {
+    let total = profile.total_samples().max(1) as f64;
+    let mut counts = profile.function_counts(None);
+    counts.sort_by_key(|row| std::cmp::Reverse(key(row)));
+    let mut out = format!("  top functions by {title} samples:\n");
+    for row in counts.iter().take(rows).filter(|row| key(row) > 0) {
+        let function = &profile.functions[row.function];
+        out += &format!(
+            "    {:>8} {:>6.2}%  {}  [{}]\n",
+            key(row),
+            100.0 * key(row) as f64 / total,
+            function.name,
+            function.module
+        );
+    }
+    out
+}
+
+/// The files a prefix has, for formats that exist on disk.
+pub fn existing_files(prefix: &Path) -> Vec<PathBuf> {
+    Format::ALL
+        .iter()
+        .map(|&f| output::with_extension(prefix, output::extension(f)))
+        .filter(|path| path.is_file())
+        .collect()
+}
