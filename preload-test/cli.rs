@@ -145,7 +145,7 @@ fn record_keeps_the_exit_code_and_summarizes() {
             "top functions by self samples:",
             "top functions by total samples:",
             "busy_loop",
-            "overhead: signal handler median",
+            "of the sampled threads' CPU time",
             "lost:",
             txt.to_str().unwrap(),
         ] {

@@ -309,6 +309,19 @@ impl Profile {
         self.stacks.iter().map(|s| s.count).sum()
     }
 
+    /// Time in the signal handler as a share (0..1) of the CPU time of the threads it
+    /// sampled; `None` when their CPU time is unknown.
+    pub fn handler_share_of_thread_cpu(&self) -> Option<f64> {
+        let sampled_cpu: u64 = self
+            .header
+            .threads
+            .iter()
+            .filter(|t| t.samples > 0)
+            .filter_map(|t| t.cpu_nanos)
+            .sum();
+        (sampled_cpu > 0).then(|| self.header.handler_total_nanos as f64 / sampled_cpu as f64)
+    }
+
     /// The frames of a stack, root first, inlined frames after their callers.
     pub fn stack_frames<'p>(&'p self, stack: &'p Stack) -> impl Iterator<Item = &'p Frame> + 'p {
         stack

@@ -128,18 +128,10 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
 
 /// Handler time as a share of the CPU time of the threads it ran on.
 fn handler_share(profile: &Profile) -> String {
-    let sampled_cpu: u64 = profile
-        .header
-        .threads
-        .iter()
-        .filter(|t| t.samples > 0)
-        .filter_map(|t| t.cpu_nanos)
-        .sum();
-    if sampled_cpu == 0 {
-        return "an unknown share".to_owned();
+    match profile.handler_share_of_thread_cpu() {
+        Some(share) => format!("{:.3}%", share * 100.0),
+        None => "an unknown share".to_owned(),
     }
-    let share = profile.header.handler_total_nanos as f64 / sampled_cpu as f64;
-    format!("{:.3}%", share * 100.0)
 }
 
 /// Requests that produced no sample, by reason.

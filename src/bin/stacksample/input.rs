@@ -203,6 +203,7 @@ fn folded_header(path: &Path, stacks: &[Stack]) -> Header {
         handler_median_nanos: None,
         handler_p99_nanos: None,
         handler_max_nanos: 0,
+        handler_total_nanos: 0,
         per_thread: false,
         mode: Mode::Wall,
     }

@@ -59,6 +59,7 @@ fn merge_header(into: &mut Profile, from: stacksample::profile::Header) {
     };
     header.handler_p99_nanos = header.handler_p99_nanos.max(from.handler_p99_nanos);
     header.handler_max_nanos = header.handler_max_nanos.max(from.handler_max_nanos);
+    header.handler_total_nanos += from.handler_total_nanos;
     header.threads.extend(from.threads);
     header.duration = header.duration.max(from.duration);
     header.per_thread |= from.per_thread;

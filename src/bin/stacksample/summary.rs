@@ -86,21 +86,22 @@ const NO_SAMPLES: &str = concat!(
     "  or every request was lost (see `lost`).\n",
 );
 
-/// The handler's measured median times the samples it took, against the run's length.
+/// The time the handler measured itself, against the CPU time of the threads it sampled.
 fn overhead(profile: &Profile) -> String {
     let header = &profile.header;
     let Some(median) = header.handler_median_nanos else {
         return "  overhead: no sample taken by the signal handler\n".to_owned();
     };
-    let signals = header.counters.taken_by_signal();
-    let spent = median as f64 * signals as f64 / 1e9;
-    let share = 100.0 * spent / header.duration.as_secs_f64().max(1e-9);
+    let share = profile
+        .handler_share_of_thread_cpu()
+        .map_or("an unknown share".to_owned(), |share| {
+            format!("{:.2}%", share * 100.0)
+        });
     format!(
-        "  overhead: signal handler median {:.1} us (p99 {:.1} us) x {signals} samples = {:.1} ms, {share:.2}% of the run's {:.2} s\n",
+        "  overhead: signal handler {:.1} ms in all (median {:.1} us, p99 {:.1} us), {share} of the sampled threads' CPU time\n",
+        header.handler_total_nanos as f64 / 1e6,
         median as f64 / 1e3,
         header.handler_p99_nanos.unwrap_or(median) as f64 / 1e3,
-        spent * 1e3,
-        header.duration.as_secs_f64()
     )
 }
 
