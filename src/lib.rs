@@ -82,6 +82,9 @@
 //! frame in the folded output.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod api;
+#[allow(non_camel_case_types)]
+pub mod capi;
 pub mod drain;
 pub mod error;
 mod exec;

@@ -11,12 +11,14 @@ mod blocked;
 use blocked::{Blocked, Blocking};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::drain::{DrainMessage, RawSample};
+use crate::error::Error;
 use crate::modules::{Generation, ModuleRegistry, UnwindSnapshot};
 use crate::settings::Mode;
 use crate::signal::slot::{Progress, SlotPool, StopReason, UnwindCache};
@@ -43,6 +45,74 @@ const STOP_POLL: Duration = Duration::from_millis(1);
 const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
 /// How often a sampled thread's name is read again.
 const NAME_REFRESH: Duration = Duration::from_millis(50);
+
+/// Who runs the process's sampler: the request word and the unwinder snapshot of `signal`
+/// serve one sampler at a time, so a second one is refused rather than allowed to steal the
+/// first one's wake-ups.
+static OWNER: AtomicU8 = AtomicU8::new(Owner::Nobody as u8);
+
+/// Who may run the sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Owner {
+    Nobody = 0,
+    /// A [`crate::session::Session`]: the one the preloaded library starts from
+    /// `STACKSAMPLE_*`, or one started from Rust.
+    Session = 1,
+    /// A `Timer` or `Profiler` of the Rust, C or Python API.
+    Api = 2,
+}
+
+impl Owner {
+    fn describe(self) -> &'static str {
+        match self {
+            Owner::Nobody => "nobody",
+            Owner::Session => "a profiling session (LD_PRELOAD or Session::start)",
+            Owner::Api => "another Timer or Profiler",
+        }
+    }
+}
+
+/// The right to run the sampler, given back when dropped.
+#[derive(Debug)]
+pub struct SamplerClaim(());
+
+impl SamplerClaim {
+    /// Claims the sampler for `owner`; refused while someone else holds it.
+    pub fn take(owner: Owner, action: &'static str) -> Result<SamplerClaim, Error> {
+        match OWNER.compare_exchange(
+            Owner::Nobody as u8,
+            owner as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(SamplerClaim(())),
+            Err(holder) => Err(Error::Busy {
+                action,
+                holder: Self::holder(holder).describe(),
+            }),
+        }
+    }
+
+    fn holder(raw: u8) -> Owner {
+        match raw {
+            1 => Owner::Session,
+            2 => Owner::Api,
+            _ => Owner::Nobody,
+        }
+    }
+
+    /// In a forked child: the parent's claims belong to threads that do not exist here.
+    pub fn release_after_fork() {
+        OWNER.store(Owner::Nobody as u8, Ordering::Release);
+    }
+}
+
+impl Drop for SamplerClaim {
+    fn drop(&mut self) {
+        OWNER.store(Owner::Nobody as u8, Ordering::Release);
+    }
+}
 
 /// One thread being sampled (or waited for).
 struct Target {
