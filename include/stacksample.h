@@ -42,9 +42,11 @@ const char *stacksample_last_error(void);
 /* Kernel thread id of a kernel id or pthread_t of this process. */
 int stacksample_kernel_tid(uint64_t thread, int32_t *tid);
 
-/* One stack of `thread` (0: the calling thread, without the library's own frames). */
+/* One stack of `thread` (0: the calling thread, without the library's own frames); with
+ * show_python == 0, runs of interpreter frames are folded as a timer folds them. */
 typedef struct stacksample_stack stacksample_stack;
-int stacksample_thread_stack(uint64_t thread, size_t max_depth, stacksample_stack **out);
+int stacksample_thread_stack(uint64_t thread, size_t max_depth, int show_python,
+                             stacksample_stack **out);
 size_t stacksample_stack_len(const stacksample_stack *stack);
 const stacksample_entry *stacksample_stack_entries(const stacksample_stack *stack);
 void stacksample_stack_free(stacksample_stack *stack);

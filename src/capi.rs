@@ -415,7 +415,8 @@ pub struct stacksample_stack {
     _names: CNames,
 }
 
-/// Takes one stack of `thread` (0: the calling thread, without this call's own frames).
+/// Takes one stack of `thread` (0: the calling thread, without this call's own frames);
+/// with `show_python` 0, runs of interpreter frames are folded as a timer folds them.
 ///
 /// # Safety
 /// `out` is valid for writes.
@@ -423,12 +424,18 @@ pub struct stacksample_stack {
 pub unsafe extern "C" fn stacksample_thread_stack(
     thread: u64,
     max_depth: usize,
+    show_python: c_int,
     out: *mut *mut stacksample_stack,
 ) -> c_int {
     status(|| {
         let stack = match thread {
             0 => api::current_stack(max_depth)?,
             id => api::thread_stack(api::kernel_tid(id)?, max_depth)?,
+        };
+        let stack = if show_python == 0 {
+            api::fold_python(stack)
+        } else {
+            stack
         };
         let mut names = CNames::default();
         let entries = names.entries(&stack);

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
            atomic_load(&timer_stacks_in_function));
 
     stacksample_stack *stack = NULL;
-    if (!check(stacksample_thread_stack((uint64_t)thread, 100, &stack), "stack")) {
+    if (!check(stacksample_thread_stack((uint64_t)thread, 100, 1, &stack), "stack")) {
         printf("one stack in function %d\n",
                in_function(stacksample_stack_entries(stack), stacksample_stack_len(stack)));
         stacksample_stack_free(stack);

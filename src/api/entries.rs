@@ -82,8 +82,9 @@ pub fn fold_python(entries: Vec<StackEntry>) -> Vec<StackEntry> {
 pub struct EntryNamer {
     symbols: Symbols,
     maps: HashMap<u32, Arc<ModuleMap>>,
-    /// Keyed by module generation and lookup address.
-    named: HashMap<(u32, u64), StackEntry>,
+    /// Keyed by module generation and lookup address: the entry, and the run-time start of
+    /// its symbol if one covers it.
+    named: HashMap<(u32, u64), (StackEntry, Option<u64>)>,
 }
 
 impl Default for EntryNamer {
@@ -124,18 +125,18 @@ impl EntryNamer {
             .iter()
             .zip(lookup_addresses(&sample.frames))
             .filter_map(|(&address, lookup)| {
-                let named = self.named.get(&(generation, lookup))?;
+                let (named, start) = self.named.get(&(generation, lookup))?;
                 Some(StackEntry {
                     address,
-                    offset: named.offset + (address - lookup),
+                    offset: start.map_or(0, |start| address.wrapping_sub(start)),
                     ..named.clone()
                 })
             })
             .collect()
     }
 
-    /// The entry of one lookup address, with the offset of the lookup address itself.
-    fn name(&self, map: Option<&ModuleMap>, lookup: u64) -> StackEntry {
+    /// The entry of one lookup address, and the run-time start of its symbol.
+    fn name(&self, map: Option<&ModuleMap>, lookup: u64) -> (StackEntry, Option<u64>) {
         let frames = self.symbols.frames(map, lookup);
         let module = map.and_then(|m| m.find(lookup));
         let outermost = frames.first();
@@ -147,13 +148,14 @@ impl EntryNamer {
             Some(frame) if frame.function != "[anon]" => frame.function.as_str(),
             _ => UNKNOWN,
         };
-        StackEntry {
+        let entry = StackEntry {
             address: lookup,
             name: name.into(),
             offset: start.map_or(0, |start| lookup.wrapping_sub(start)),
             module: outermost.map_or("[anon]", |f| f.module.as_str()).into(),
             is_python: module.is_some_and(|m| python::is_interpreter(m)),
-        }
+        };
+        (entry, start)
     }
 }
 
