@@ -21,6 +21,9 @@ use stacksample::threads::current_tid;
 use stacksample::Error;
 
 static TURN: Mutex<()> = Mutex::new(());
+/// Fewest samples in 300-400 ms at 1 ms: hundreds on an idle machine, a dozen or more on a
+/// 2-core machine at load 12 (measured: 18); none when sampling is broken.
+const MIN_SAMPLES: usize = 10;
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -95,8 +98,7 @@ fn timer_callbacks_see_the_sampled_thread_in_its_function() {
     timer.join().unwrap();
     let stacks = stacks.lock().unwrap();
     let with_function = stacks.iter().filter(|s| has_busy_function(s)).count();
-    // 400 at 1 ms on an idle machine; a loaded 2-core machine still gives dozens.
-    assert!(stacks.len() >= 40, "only {} stacks", stacks.len());
+    assert!(stacks.len() >= MIN_SAMPLES, "only {} stacks", stacks.len());
     assert!(
         with_function * 10 >= stacks.len() * 9,
         "{with_function} of {} stacks in the function; first: {:?}",
@@ -163,7 +165,7 @@ fn profiler_counts_the_busy_function_at_the_top_and_sorts() {
         .iter()
         .map(|s| s.count)
         .sum::<u64>();
-    assert!(total >= 40, "{total} samples");
+    assert!(total >= MIN_SAMPLES as u64, "{total} samples");
     assert!(busy.self_count * 10 >= total * 9, "{busy:?} of {total}");
     assert_eq!(profiler.result().unwrap().len(), sorted.len());
     let dir = tempfile::tempdir().unwrap();
@@ -279,7 +281,8 @@ fn a_c_program_profiles_through_the_header() {
             "-lstacksample",
         ],
     );
-    let run = support::run(&exe, &["profile"], &[], false);
+    // Cargo's LD_LIBRARY_PATH would win over the run path and may name a stale copy.
+    let run = support::run(&exe, &["profile"], &[("LD_LIBRARY_PATH", &lib_dir)], false);
     let stdout = run.stdout();
     assert!(run.output.status.success(), "{stdout}{}", run.stderr());
     assert!(!stdout.contains("error "), "{stdout}");
@@ -306,7 +309,10 @@ fn a_c_program_profiles_through_the_header() {
         "{stdout}"
     );
     let (_, count, self_count) = symbols[0];
-    assert!(count >= 40 && self_count * 10 >= count * 9, "{stdout}");
+    assert!(
+        count >= MIN_SAMPLES as u64 && self_count * 10 >= count * 9,
+        "{stdout}"
+    );
     let timer_line = stdout
         .lines()
         .find(|l| l.starts_with("timer stacks"))

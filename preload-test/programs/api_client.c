@@ -47,6 +47,7 @@ static int check(int status, const char *what) {
 int main(int argc, char **argv) {
     if (argc < 2)
         return 2;
+    alarm(60); /* a hang ends the program, and the test fails instead of waiting */
     pthread_t thread;
     pthread_create(&thread, NULL, worker, NULL);
 

@@ -11,8 +11,9 @@ from stacktrace.utils import StackEntry
 
 INTERVAL = 0.001
 SAMPLING_TIME = 0.5
-# 500 samples on an idle machine; a loaded 2-core machine still gives dozens.
-MIN_SAMPLES = 40
+# Hundreds of samples on an idle machine, a dozen or more on a 2-core machine at load 12;
+# none when sampling is broken.
+MIN_SAMPLES = 10
 SKIPPED = re.compile(r"<skipped (\d+) Python entries>")
 
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Sender};
 
 use crate::drain::DrainMessage;
 use crate::error::Error;
@@ -21,6 +21,10 @@ use crate::threads::Selector;
 /// a caller is likely to ask for later in the process (the pool is installed once), small
 /// enough to cost little (8 KiB a slot).
 const API_POOL_DEPTH: usize = 1024;
+
+/// How long `start` waits for the first module snapshot; past this it returns and sampling
+/// begins once the snapshot is there.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to sample and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +73,7 @@ pub struct SamplingRun {
 
 impl SamplingRun {
     /// Installs the handler (once per process) and starts sampling `options.tid`; samples
-    /// and module maps go to `to_consumer`.
+    /// and module maps go to `to_consumer`. Returns once the first sample can be taken.
     pub fn start(
         options: &RunOptions,
         stats: Arc<Stats>,
@@ -87,7 +91,7 @@ impl SamplingRun {
             all: false,
             pattern: None,
         };
-        let sampler = Sampler::new(
+        let mut sampler = Sampler::new(
             options.interval,
             Mode::Wall,
             None,
@@ -96,7 +100,11 @@ impl SamplingRun {
             to_consumer,
             stats,
         );
+        let (ready, sampling) = bounded(1);
+        sampler.notify_ready(ready);
         let sampler = crate::session::spawn("stacksample-api", move || sampler.run())?;
+        // Code profiled right after `start` is sampled from its first instruction on.
+        let _ = sampling.recv_timeout(READY_TIMEOUT);
         Ok(SamplingRun {
             sampler: Some(sampler),
             _claim: claim,

@@ -184,6 +184,8 @@ pub struct Sampler {
     retired: Vec<Retired>,
     refresh_wanted: bool,
     last_regions_refresh: u64,
+    /// Told once the first module snapshot is published and requests can be answered.
+    ready: Option<Sender<()>>,
 }
 
 impl Sampler {
@@ -231,7 +233,14 @@ impl Sampler {
             retired: Vec::new(),
             refresh_wanted: false,
             last_regions_refresh: 0,
+            ready: None,
         }
+    }
+
+    /// Has `run` send on `ready` once sampling can begin (the first snapshot takes a while
+    /// to build for a large program).
+    pub fn notify_ready(&mut self, ready: Sender<()>) {
+        self.ready = Some(ready);
     }
 
     /// Samples until asked to stop, then collects what is still in flight and hands the
@@ -243,6 +252,9 @@ impl Sampler {
         signal::set_sampling(true);
         let first = self.registry.refresh(true);
         self.publish(first);
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
+        }
         let interval = self.interval.as_nanos() as u64;
         let mut deadline = futex::monotonic_nanos();
         loop {
