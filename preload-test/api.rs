@@ -322,7 +322,7 @@ fn a_c_program_profiles_through_the_header() {
         .filter_map(|w| w.parse().ok())
         .collect();
     assert!(
-        numbers[0] >= 40 && numbers[1] * 10 >= numbers[0] * 9,
+        numbers[0] >= MIN_SAMPLES as u64 && numbers[1] * 10 >= numbers[0] * 9,
         "{timer_line}"
     );
     assert!(stdout.contains("one stack in function 1"), "{stdout}");

@@ -42,6 +42,9 @@
 //! - [`symbolize`], [`profile`]: names at dump time; the symbolized profile.
 //! - [`output`]: one module per format, files replaced atomically.
 //! - [`stats`]: what was requested, taken, lost; printed in every report.
+//! - [`api`]: `Timer`, `Profiler` and one-shot stacks from Rust (numba's `stacktrace.tools`
+//!   API); [`capi`]: the same for C through `include/stacksample.h`, and for the Python
+//!   package in `python/` through ctypes. One sampler per process: a second one is refused.
 //!
 //! ## From Rust
 //!
