@@ -68,6 +68,8 @@ typedef struct stacksample_profiler stacksample_profiler;
 int stacksample_profiler_start(uint64_t thread, double interval_seconds, size_t max_depth,
                                stacksample_profiler **out);
 int stacksample_profiler_stop(stacksample_profiler *profiler);
+/* Starts sampling again after a stop; counts add up. */
+int stacksample_profiler_resume(stacksample_profiler *profiler);
 /* Writes <prefix>.<ext> per format: "txt,folded,svg,pprof,json,speedscope". */
 int stacksample_profiler_write(stacksample_profiler *profiler, const char *prefix,
                                const char *formats);

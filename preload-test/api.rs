@@ -168,6 +168,19 @@ fn profiler_counts_the_busy_function_at_the_top_and_sorts() {
     assert!(total >= MIN_SAMPLES as u64, "{total} samples");
     assert!(busy.self_count * 10 >= total * 9, "{busy:?} of {total}");
     assert_eq!(profiler.result().unwrap().len(), sorted.len());
+    profiler.start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    profiler.join();
+    let resumed = profiler
+        .stacks()
+        .unwrap()
+        .iter()
+        .map(|s| s.count)
+        .sum::<u64>();
+    assert!(
+        resumed > total,
+        "{resumed} samples after resuming, {total} before"
+    );
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("api");
     profiler.write(&prefix, &Format::ALL).unwrap();

@@ -281,6 +281,18 @@ pub unsafe extern "C" fn stacksample_profiler_stop(profiler: *mut stacksample_pr
     })
 }
 
+/// Starts sampling again after `stacksample_profiler_stop`; counts add up.
+///
+/// # Safety
+/// `profiler` is null or a live profiler.
+#[no_mangle]
+pub unsafe extern "C" fn stacksample_profiler_resume(profiler: *mut stacksample_profiler) -> c_int {
+    status(|| {
+        // SAFETY: per the contract.
+        unsafe { profiler_mut(profiler) }?.start()
+    })
+}
+
 /// Writes `<prefix>.<extension>` for each format in `formats` ("txt,folded,svg,pprof,json,
 /// speedscope", as `STACKSAMPLE_FORMAT` takes them).
 ///

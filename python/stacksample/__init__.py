@@ -166,8 +166,8 @@ class Profiler(object):
     def start(self):
         """Starts sampling (again: counts add up)."""
         if self._handle is not None:
-            lib.stacksample_profiler_free(self._handle)
-            self._handle = None
+            check(lib.stacksample_profiler_resume(self._handle))
+            return
         handle = ctypes.c_void_p()
         check(lib.stacksample_profiler_start(self.tid, self.interval, self.maxdepth,
                                              ctypes.byref(handle)))

@@ -60,6 +60,7 @@ _SIGNATURES = {
         [ctypes.c_uint64, ctypes.c_double, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)],
     ),
     "stacksample_profiler_stop": (ctypes.c_int, [ctypes.c_void_p]),
+    "stacksample_profiler_resume": (ctypes.c_int, [ctypes.c_void_p]),
     "stacksample_profiler_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]),
     "stacksample_profiler_free": (None, [ctypes.c_void_p]),
     "stacksample_profiler_symbols": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),

@@ -34,6 +34,10 @@ def test_profiler_writes_the_preload_formats_and_self_counts(worker, tmp_path):
     assert all(self_counts[a] <= result[a]["count"] for a in result)
     with pytest.raises(StacksampleError, match="unknown format"):
         prof.write(tmp_path / "prof", "png")
+    before = sum(v["count"] for v in result.values())
+    with prof:
+        time.sleep(0.1)
+    assert sum(v["count"] for v in prof.get_result().values()) > before
 
 
 def test_a_second_sampler_is_refused_while_one_runs(worker):

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
@@ -19,6 +19,7 @@ use crate::output;
 use crate::profile::Profile;
 use crate::settings::{Format, Settings, ThreadChoice};
 use crate::signal::futex;
+use crate::signal::slot::SlotPool;
 use crate::stats::Stats;
 use crate::threads;
 
@@ -138,34 +139,49 @@ impl Profiler {
                 "join() the profiler before starting it again",
             ));
         }
+        if let Some(to_drain) = self.drain.as_ref().and_then(|d| d.to_drain.clone()) {
+            self.run = Some(SamplingRun::start(
+                &self.options,
+                self.stats.clone(),
+                to_drain,
+            )?);
+            return Ok(());
+        }
         let (to_drain, samples) = bounded(DRAIN_BACKLOG);
         let run = SamplingRun::start(&self.options, self.stats.clone(), to_drain.clone())?;
-        if self.drain.is_none() {
-            let context = DumpContext {
-                settings: Settings {
-                    interval: self.options.interval,
-                    max_depth: self.options.max_depth,
-                    dump_signal: None,
-                    formats: Vec::new(),
-                    ..Settings::new(vec![ThreadChoice::Tid(self.options.tid)], "".into())
-                },
-                // SAFETY: getpid has no preconditions.
-                pid: unsafe { libc::getpid() },
-                command: threads::command_line(),
-                started_nanos: futex::monotonic_nanos(),
-                stats: self.stats.clone(),
-                pool: run.pool(),
-            };
-            let thread = crate::session::spawn("stacksample-prof", move || {
-                Drain::new(context).run(samples)
-            })?;
-            self.drain = Some(DrainThread {
-                to_drain: Some(to_drain),
-                thread: Some(thread),
-            });
-        }
+        self.drain = Some(self.spawn_drain(to_drain, samples, run.pool())?);
         self.run = Some(run);
         Ok(())
+    }
+
+    /// The drain that aggregates this profiler's samples; it writes no files by itself.
+    fn spawn_drain(
+        &self,
+        to_drain: Sender<DrainMessage>,
+        samples: Receiver<DrainMessage>,
+        pool: &'static SlotPool,
+    ) -> Result<DrainThread, Error> {
+        let context = DumpContext {
+            settings: Settings {
+                interval: self.options.interval,
+                max_depth: self.options.max_depth,
+                dump_signal: None,
+                formats: Vec::new(),
+                ..Settings::new(vec![ThreadChoice::Tid(self.options.tid)], "".into())
+            },
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
+            command: threads::command_line(),
+            started_nanos: futex::monotonic_nanos(),
+            stats: self.stats.clone(),
+            pool,
+        };
+        let thread =
+            crate::session::spawn("stacksample-prof", move || Drain::new(context).run(samples))?;
+        Ok(DrainThread {
+            to_drain: Some(to_drain),
+            thread: Some(thread),
+        })
     }
 
     /// Stops sampling; the results stay.
