@@ -243,6 +243,28 @@ fn join_returns_promptly_even_with_a_long_interval() {
 }
 
 #[test]
+fn dropping_a_running_timer_stops_it() {
+    let _turn = one_at_a_time();
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = calls.clone();
+    let mut timer = Timer::new(current_tid(), move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    });
+    timer.interval(Duration::from_millis(1));
+    timer.start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(timer);
+    let after_drop = calls.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(after_drop > 0);
+    assert_eq!(calls.load(Ordering::Relaxed), after_drop);
+    // The sampler is free again.
+    let mut next = Timer::new(current_tid(), |_| {});
+    next.start().unwrap();
+    next.join().unwrap();
+}
+
+#[test]
 fn a_second_sampler_is_refused_until_the_first_one_stops() {
     let _turn = one_at_a_time();
     let mut timer = Timer::new(current_tid(), |_| {});
