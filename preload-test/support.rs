@@ -21,7 +21,7 @@ static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// debug information, once per process, and returns the executable.
 pub fn build(name: &str, flags: &[&str]) -> PathBuf {
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs");
-    let tag: String = flags.concat().replace(['-', '=', ' '], "");
+    let tag: String = flags.concat().replace(['-', '=', ' ', '/', ',', '.'], "");
     let (compiler, source, extra): (&str, PathBuf, &[&str]) = if name.ends_with(".so") {
         let stem = name.trim_start_matches("lib").trim_end_matches(".so");
         (

@@ -4,6 +4,8 @@
 #                       libc6-dev), and strip them
 #   util-linux          `unshare`, for the thread-id tests
 #   golang-go           `go tool pprof`, the real consumer the pprof output is checked with
+#   python3, python3-venv  the Python package's tests (pip fetches setuptools-rust and pytest
+#                          from PyPI into a venv under target/)
 set -euo pipefail
 
 missing=()
@@ -12,6 +14,8 @@ command -v c++ >/dev/null || missing+=(g++)
 command -v objcopy >/dev/null || missing+=(binutils)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v go >/dev/null || missing+=(golang-go)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     apt-get update -qq

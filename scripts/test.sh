@@ -8,3 +8,9 @@ scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
+
+# The Python package, built from the repo by pip (setuptools-rust builds the library) into a
+# venv under target/, and its tests: the seed API's examples and the stacksample module.
+python3 -m venv target/pyvenv
+target/pyvenv/bin/pip install -q --upgrade pytest ./python
+target/pyvenv/bin/python -m pytest -q python/tests

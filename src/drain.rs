@@ -37,6 +37,16 @@ pub struct RawSample {
     pub handler_nanos: Option<u64>,
 }
 
+impl RawSample {
+    /// Keeps the `max_depth` innermost frames; a stack cut here counts as cut at the limit.
+    pub fn truncate(&mut self, max_depth: usize) {
+        if self.frames.len() > max_depth {
+            self.frames = self.frames[..max_depth].into();
+            self.stop = StopReason::DepthLimit;
+        }
+    }
+}
+
 /// What the sampler and the session send to the drain.
 pub enum DrainMessage {
     /// Samples in the order they were taken.
@@ -47,6 +57,8 @@ pub enum DrainMessage {
     Dump {
         done: Option<Sender<Result<(), Error>>>,
     },
+    /// Build the profile of what was taken so far and send it back (the API's `Profiler`).
+    Profile { reply: Sender<Profile> },
 }
 
 /// Identity of an aggregated stack.
@@ -197,11 +209,15 @@ impl Drain {
         for message in messages {
             match message {
                 DrainMessage::Samples(samples) => {
-                    for sample in samples {
+                    for mut sample in samples {
+                        sample.truncate(self.context.settings.max_depth);
                         if !self.aggregate.add(sample) {
                             Stats::add(&self.context.stats.table_full, 1);
                         }
                     }
+                }
+                DrainMessage::Profile { reply } => {
+                    let _ = reply.send(self.profile());
                 }
                 DrainMessage::Modules(map) => {
                     self.maps.insert(map.generation, map);
@@ -225,10 +241,14 @@ impl Drain {
     }
 
     fn dump(&mut self) -> Result<(), Error> {
-        let header = self.header();
-        let profile = Profile::build(header, &self.aggregate, &self.maps, &mut self.symbols);
+        let profile = self.profile();
         let settings = &self.context.settings;
         output::write_all(&settings.output_prefix, &settings.formats, &profile)
+    }
+
+    fn profile(&mut self) -> Profile {
+        let header = self.header();
+        Profile::build(header, &self.aggregate, &self.maps, &mut self.symbols)
     }
 
     fn header(&self) -> Header {

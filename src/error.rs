@@ -30,6 +30,17 @@ pub enum Error {
         action: &'static str,
         source: io::Error,
     },
+    /// An argument of an API call that cannot be used.
+    Argument {
+        name: &'static str,
+        value: String,
+        hint: &'static str,
+    },
+    /// The process's one sampler already serves someone else.
+    Busy {
+        action: &'static str,
+        holder: &'static str,
+    },
 }
 
 impl Error {
@@ -52,6 +63,18 @@ impl Error {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn argument(
+        name: &'static str,
+        value: impl fmt::Display,
+        hint: &'static str,
+    ) -> Self {
+        Error::Argument {
+            name,
+            value: value.to_string(),
+            hint,
         }
     }
 
@@ -85,6 +108,13 @@ impl fmt::Display for Error {
             Error::System { action, source } => {
                 write!(f, "stacksample: cannot {action}: {source}")
             }
+            Error::Argument { name, value, hint } => {
+                write!(f, "stacksample: {name}={value}: {hint}")
+            }
+            Error::Busy { action, holder } => write!(
+                f,
+                "stacksample: cannot {action}: {holder} already samples this process (one sampler per process); stop it first"
+            ),
         }
     }
 }

@@ -44,6 +44,9 @@
 //!   whole profile, which the `stacksample` command line (`src/bin/stacksample`: `record`,
 //!   `report`, `dump`) reads back and renders with the same writers.
 //! - [`stats`]: what was requested, taken, lost; printed in every report.
+//! - [`api`]: `Timer`, `Profiler` and one-shot stacks from Rust (numba's `stacktrace.tools`
+//!   API); [`capi`]: the same for C through `include/stacksample.h`, and for the Python
+//!   package in `python/` through ctypes. One sampler per process: a second one is refused.
 //!
 //! ## From Rust
 //!
@@ -84,6 +87,9 @@
 //! frame in the folded output.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod api;
+#[allow(non_camel_case_types)]
+pub mod capi;
 pub mod drain;
 pub mod error;
 mod exec;

@@ -63,6 +63,8 @@ pub struct Module {
     pub file_offset: u64,
     /// The program's executable (pprof lists it first).
     pub executable: bool,
+    /// Load bias: runtime address minus the address stated in the file.
+    pub bias: u64,
 }
 
 /// An instruction address and the frames it stands for (more than one when inlined).
@@ -452,7 +454,7 @@ fn program_locations(
 
 /// Addresses to look names up at, leaf first: the leaf as is, return addresses minus one so
 /// that a call at the very end of a function is not blamed on the next function.
-fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
     frames.iter().enumerate().map(|(depth, &address)| {
         if depth == 0 {
             address
@@ -550,6 +552,7 @@ impl Builder {
             end: code.map_or(0, |c| c.avma.end),
             file_offset: code.map_or(0, |c| c.file_offset),
             executable: info.executable,
+            bias: info.bias,
         });
         self.module_ids.insert(key, self.modules.len() - 1);
         self.modules.len() - 1

@@ -9,7 +9,7 @@ use crossbeam_channel::{bounded, Sender};
 
 use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
-use crate::sampler::Sampler;
+use crate::sampler::{Owner, Sampler, SamplerClaim};
 use crate::settings::{Settings, ThreadChoice};
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
 use crate::signal::{self, futex, Control, CONTROL};
@@ -33,11 +33,13 @@ pub struct Session {
     stats: Arc<Stats>,
     sampler: Option<JoinHandle<()>>,
     to_drain: Sender<DrainMessage>,
+    _claim: SamplerClaim,
 }
 
 impl Session {
     /// Installs the handlers and starts the sampler and drain threads.
     pub fn start(settings: Settings) -> Result<Session, Error> {
+        let claim = SamplerClaim::take(Owner::Session, "start a profiling session")?;
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let selector = selector(&settings, pid);
@@ -77,6 +79,7 @@ impl Session {
             stats,
             sampler: None,
             to_drain,
+            _claim: claim,
         };
         session.resume()?;
         Ok(session)
@@ -154,7 +157,10 @@ fn selector(settings: &Settings, pid: i32) -> Selector {
 
 /// Starts a profiler thread with every asynchronous signal blocked from its first
 /// instruction (it inherits the mask), so none of the program's signals is delivered to it.
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+pub(crate) fn spawn<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, Error> {
     let previous = threads::block_async_signals();
     let spawned = std::thread::Builder::new()
         .name(name.to_owned())

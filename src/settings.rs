@@ -47,8 +47,8 @@ const KNOWN: [&str; 15] = [
 ];
 
 /// Sampling faster than this costs more in signal delivery than it tells.
-const MIN_INTERVAL: Duration = Duration::from_micros(50);
-const MAX_INTERVAL: Duration = Duration::from_secs(60);
+pub const MIN_INTERVAL: Duration = Duration::from_micros(50);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 /// Deep enough for recursive code; the seed API used 100.
 pub const DEFAULT_MAX_DEPTH: usize = 128;
@@ -299,7 +299,8 @@ fn parse_threads(value: &str) -> Result<Vec<ThreadChoice>, Error> {
     Ok(threads)
 }
 
-fn parse_formats(value: &str) -> Result<Vec<Format>, Error> {
+/// A comma-separated list of format names (`txt,folded`), as `STACKSAMPLE_FORMAT` takes.
+pub fn parse_formats(value: &str) -> Result<Vec<Format>, Error> {
     let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
     let hint = format!("use a comma-separated list of {}", names.join(", "));
     let mut formats = Vec::new();

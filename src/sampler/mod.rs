@@ -11,12 +11,14 @@ mod blocked;
 use blocked::{Blocked, Blocking};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::drain::{DrainMessage, RawSample};
+use crate::error::Error;
 use crate::modules::{Generation, ModuleRegistry, UnwindSnapshot};
 use crate::settings::Mode;
 use crate::signal::slot::{Progress, SlotPool, StopReason, UnwindCache};
@@ -43,6 +45,74 @@ const STOP_POLL: Duration = Duration::from_millis(1);
 const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
 /// How often a sampled thread's name is read again.
 const NAME_REFRESH: Duration = Duration::from_millis(50);
+
+/// Who runs the process's sampler: the request word and the unwinder snapshot of `signal`
+/// serve one sampler at a time, so a second one is refused rather than allowed to steal the
+/// first one's wake-ups.
+static OWNER: AtomicU8 = AtomicU8::new(Owner::Nobody as u8);
+
+/// Who may run the sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Owner {
+    Nobody = 0,
+    /// A [`crate::session::Session`]: the one the preloaded library starts from
+    /// `STACKSAMPLE_*`, or one started from Rust.
+    Session = 1,
+    /// A `Timer` or `Profiler` of the Rust, C or Python API.
+    Api = 2,
+}
+
+impl Owner {
+    fn describe(self) -> &'static str {
+        match self {
+            Owner::Nobody => "nobody",
+            Owner::Session => "a profiling session (LD_PRELOAD or Session::start)",
+            Owner::Api => "another Timer or Profiler",
+        }
+    }
+}
+
+/// The right to run the sampler, given back when dropped.
+#[derive(Debug)]
+pub struct SamplerClaim(());
+
+impl SamplerClaim {
+    /// Claims the sampler for `owner`; refused while someone else holds it.
+    pub fn take(owner: Owner, action: &'static str) -> Result<SamplerClaim, Error> {
+        match OWNER.compare_exchange(
+            Owner::Nobody as u8,
+            owner as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(SamplerClaim(())),
+            Err(holder) => Err(Error::Busy {
+                action,
+                holder: Self::holder(holder).describe(),
+            }),
+        }
+    }
+
+    fn holder(raw: u8) -> Owner {
+        match raw {
+            1 => Owner::Session,
+            2 => Owner::Api,
+            _ => Owner::Nobody,
+        }
+    }
+
+    /// In a forked child: the parent's claims belong to threads that do not exist here.
+    pub fn release_after_fork() {
+        OWNER.store(Owner::Nobody as u8, Ordering::Release);
+    }
+}
+
+impl Drop for SamplerClaim {
+    fn drop(&mut self) {
+        OWNER.store(Owner::Nobody as u8, Ordering::Release);
+    }
+}
 
 /// One thread being sampled (or waited for).
 struct Target {
@@ -114,6 +184,8 @@ pub struct Sampler {
     retired: Vec<Retired>,
     refresh_wanted: bool,
     last_regions_refresh: u64,
+    /// Told once the first module snapshot is published and requests can be answered.
+    ready: Option<Sender<()>>,
 }
 
 impl Sampler {
@@ -161,7 +233,14 @@ impl Sampler {
             retired: Vec::new(),
             refresh_wanted: false,
             last_regions_refresh: 0,
+            ready: None,
         }
+    }
+
+    /// Has `run` send on `ready` once sampling can begin (the first snapshot takes a while
+    /// to build for a large program).
+    pub fn notify_ready(&mut self, ready: Sender<()>) {
+        self.ready = Some(ready);
     }
 
     /// Samples until asked to stop, then collects what is still in flight and hands the
@@ -173,6 +252,12 @@ impl Sampler {
         threads::wake_on_time();
         thread_start::watch(self.selector.is_dynamic());
         signal::set_sampling(true);
+        if let Some(ready) = self.ready.take() {
+            // Someone waits for sampling to begin: the snapshot is built now, not by the
+            // first tick.
+            self.refresh_modules(futex::monotonic_nanos());
+            let _ = ready.send(());
+        }
         let interval = self.interval.as_nanos() as u64;
         let mut deadline = futex::monotonic_nanos();
         loop {

@@ -253,6 +253,7 @@ pub fn reset_after_fork() {
     }
     CONTROL.take();
     SAMPLING.store(false, Ordering::Release);
+    crate::sampler::SamplerClaim::release_after_fork();
     crate::threads::forget_own_threads();
     crate::thread_start::watch(false);
 }

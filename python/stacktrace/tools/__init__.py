@@ -1,0 +1,5 @@
+"""``Timer`` and ``Profiler``, as numba's ``stacktrace.tools`` has them."""
+
+from stacksample import Profiler, Timer
+
+__all__ = ["Profiler", "Timer"]

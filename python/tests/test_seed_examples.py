@@ -1,0 +1,121 @@
+"""The seed documentation's examples (numba's stacktrace.tools) as tests, at 1 ms."""
+
+import re
+import time
+
+import pytest
+
+import stacktrace
+from stacktrace.tools import Profiler, Timer
+from stacktrace.utils import StackEntry
+
+INTERVAL = 0.001
+SAMPLING_TIME = 0.5
+# Hundreds of samples on an idle machine, a dozen or more on a 2-core machine at load 12;
+# none when sampling is broken.
+MIN_SAMPLES = 10
+SKIPPED = re.compile(r"<skipped (\d+) Python entries>")
+
+
+def check_result_shape(result):
+    assert result, "no symbols"
+    for address, value in result.items():
+        assert isinstance(address, int) and address > 0
+        assert set(value) == {"count", "name"}
+        assert isinstance(value["count"], int) and value["count"] > 0
+        assert isinstance(value["name"], str) and value["name"]
+
+
+def top_names(prof, n):
+    return [value["name"] for _, value in prof.get_sorted()[:n]]
+
+
+def test_context_manager_form_counts_the_interpreter_loop(worker):
+    with Profiler(worker.native_id, interval=INTERVAL) as prof:
+        time.sleep(SAMPLING_TIME)
+    result = prof.get_result()
+    check_result_shape(result)
+    assert max(v["count"] for v in result.values()) >= MIN_SAMPLES
+    assert "_PyEval_EvalFrameDefault" in top_names(prof, 10)
+    names = {v["name"] for v in result.values()}
+    assert any("sre" in name for name in names), sorted(names)
+
+
+def test_start_join_form_with_a_pthread_id(worker):
+    prof = Profiler(worker.ident, interval=INTERVAL)
+    prof.start()
+    time.sleep(SAMPLING_TIME)
+    prof.join()
+    check_result_shape(prof.get_result())
+    assert "_PyEval_EvalFrameDefault" in top_names(prof, 10)
+
+
+def test_get_sorted_is_get_result_ordered_by_count(worker):
+    with Profiler(worker.ident, interval=INTERVAL) as prof:
+        time.sleep(SAMPLING_TIME)
+    ordered = prof.get_sorted()
+    counts = [value["count"] for _, value in ordered]
+    assert counts == sorted(counts, reverse=True)
+    assert dict(ordered) == prof.get_result()
+    assert all(isinstance(item, tuple) and len(item) == 2 for item in ordered)
+
+
+def sample_with_timer(tid, **kwargs):
+    stacks = []
+    timer = Timer(tid, stacks.append, interval=INTERVAL, **kwargs)
+    timer.start()
+    time.sleep(SAMPLING_TIME)
+    timer.join()
+    assert len(stacks) >= MIN_SAMPLES, len(stacks)
+    return stacks
+
+
+def test_timer_callbacks_receive_lists_of_stack_entries(worker):
+    stacks = sample_with_timer(worker.ident)
+    for stack in stacks:
+        assert isinstance(stack, list) and stack
+        for entry in stack:
+            assert isinstance(entry, StackEntry)
+            assert isinstance(entry.addr, int)
+            assert isinstance(entry.name, str) and entry.name
+            assert isinstance(entry.offset, int)
+            assert isinstance(entry.is_python, bool)
+    with_loop = [s for s in stacks if any(e.name == "_PyEval_EvalFrameDefault" for e in s)]
+    assert len(with_loop) * 10 >= len(stacks) * 9
+    loop = next(e for e in with_loop[0] if e.name == "_PyEval_EvalFrameDefault")
+    assert loop.is_python and 0 < loop.offset < 1 << 20
+
+
+def test_maxdepth_is_honoured(worker):
+    stacks = sample_with_timer(worker.native_id, maxdepth=4)
+    assert all(len(stack) <= 4 for stack in stacks)
+    assert any(len(stack) == 4 for stack in stacks)
+
+
+def test_show_python_false_folds_interpreter_runs(worker):
+    shown = sample_with_timer(worker.native_id)
+    assert any(e.is_python for s in shown for e in s)
+    assert all(not SKIPPED.match(e.name) for s in shown for e in s)
+    folded = sample_with_timer(worker.native_id, show_python=False)
+    folds = 0
+    for stack in folded:
+        for before, after in zip(stack, stack[1:]):
+            assert not (before.is_python and after.is_python), [str(e) for e in stack]
+        for entry in stack:
+            if entry.is_python:
+                match = SKIPPED.fullmatch(entry.name)
+                assert match and int(match.group(1)) >= 1, entry
+                folds += 1
+    assert folds >= len(folded)
+    # The thread start (libc) stays below the folded interpreter frames.
+    assert sum(map(len, folded)) < sum(map(len, shown)) * len(folded) / len(shown)
+
+
+def test_one_stack_of_a_thread_and_of_the_caller(worker, capsys):
+    stack = stacktrace.get_thread_stack(worker.ident)
+    assert any(e.name == "_PyEval_EvalFrameDefault" for e in stack), [str(e) for e in stack]
+    stacktrace.print_thread_stack(worker.native_id)
+    stacktrace.print_stack()
+    printed = capsys.readouterr().out.splitlines()
+    assert sum("_PyEval_EvalFrameDefault" in line for line in printed) >= 2
+    assert not any("stacksample::" in line for line in printed), printed

@@ -1,0 +1,33 @@
+//! Profiling from code: the Rust side of the seed API (numba's `stacktrace.tools`), over
+//! the same engine as the preloaded library. The C ABI (`capi`) and the Python package wrap
+//! these types.
+//!
+//! - [`Timer`]: samples one thread at an interval; a callback gets each stack as a slice of
+//!   [`StackEntry`] on a thread of the timer's own, never in the signal handler.
+//! - [`Profiler`]: counts how often each symbol is on the stack; results by symbol address,
+//!   sorted, per stack, or written in any output format; [`Profiler::scope`] profiles a block.
+//! - [`thread_stack`], [`current_stack`], [`print_stack`], [`print_thread_stack`]: one stack.
+//! - [`kernel_tid`]: a `pthread_t` (or kernel id) to the kernel id these take.
+//!
+//! ## One sampler per process
+//!
+//! The handler, slot pool and unwinder snapshot are installed once per process and shared
+//! by everything that samples. The sampler thread that drives them serves one owner at a
+//! time: a `Timer` or `Profiler` started while another one runs, or while the preloaded
+//! library profiles the process, is refused with [`crate::Error::Busy`] instead of
+//! competing for the signal. One-shot stacks are a short `Timer` run and are refused the
+//! same way.
+
+mod entries;
+mod oneshot;
+mod profiler;
+mod python;
+mod run;
+mod thread_id;
+mod timer;
+
+pub use entries::{fold_python, StackEntry};
+pub use oneshot::{current_stack, print_stack, print_thread_stack, thread_stack};
+pub use profiler::{CountedStack, Profiler, ProfilerScope, SymbolCount};
+pub use thread_id::kernel_tid;
+pub use timer::{Timer, DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};

@@ -1,0 +1,311 @@
+//! [`Profiler`]: counts how often each symbol is on a thread's stack.
+//!
+//! It samples like a [`super::Timer`] (same options, same engine), but its consumer is the
+//! engine's own drain rather than a callback: samples are aggregated by raw address and
+//! named only when a result is asked for, so the cost per sample stays that of the preloaded
+//! library, and every output format the library writes is available.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::drain::{Drain, DrainMessage, DumpContext};
+use crate::error::Error;
+use crate::output;
+use crate::profile::Profile;
+use crate::settings::{Format, Settings, ThreadChoice};
+use crate::signal::futex;
+use crate::signal::slot::SlotPool;
+use crate::stats::Stats;
+use crate::threads;
+
+use super::entries::UNKNOWN;
+use super::run::{RunOptions, SamplingRun};
+use super::timer::{DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};
+
+/// Batches of samples the drain may be behind by before new ones are dropped (and counted).
+const DRAIN_BACKLOG: usize = 64;
+/// Naming the addresses of a large program the first time can take seconds.
+const PROFILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often one symbol was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolCount {
+    /// Samples with the symbol anywhere on the stack (once per sample under recursion).
+    pub count: u64,
+    /// Samples with the symbol as the innermost frame.
+    pub self_count: u64,
+    /// The symbol's name; `?` only when nothing at all is known about the address.
+    pub name: String,
+    /// File name of its module.
+    pub module: String,
+}
+
+/// A distinct stack and how often it was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedStack {
+    /// Function names, outermost (root) first.
+    pub names: Vec<String>,
+    pub count: u64,
+}
+
+/// Samples a thread and counts symbols.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use stacksample::api::Profiler;
+///
+/// #[inline(never)]
+/// fn busy(until: Instant) -> u64 {
+///     let mut x = 1u64;
+///     while Instant::now() < until {
+///         x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+///     }
+///     x
+/// }
+///
+/// let mut profiler = Profiler::new(stacksample::threads::current_tid());
+/// profiler.interval(Duration::from_millis(1));
+/// {
+///     let _scope = profiler.scope()?;
+///     busy(Instant::now() + Duration::from_millis(200));
+/// }
+/// let sorted = profiler.sorted()?;
+/// assert!(sorted.iter().any(|(_, symbol)| symbol.name.ends_with("busy")));
+/// assert!(sorted.windows(2).all(|w| w[0].1.count >= w[1].1.count));
+/// # Ok::<(), stacksample::Error>(())
+/// ```
+pub struct Profiler {
+    options: RunOptions,
+    /// Counters of every run, reported in the text output's header.
+    stats: Arc<Stats>,
+    run: Option<SamplingRun>,
+    /// The drain, made at the first `start` and kept so results stay available after `join`.
+    drain: Option<DrainThread>,
+}
+
+struct DrainThread {
+    to_drain: Option<Sender<DrainMessage>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for DrainThread {
+    fn drop(&mut self) {
+        // The drain ends once every sender is gone (the sampler's went with its run).
+        self.to_drain = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Profiler {
+    /// A profiler for kernel thread `tid` at the seed API's defaults (50 ms, 100 frames).
+    pub fn new(tid: i32) -> Profiler {
+        Profiler {
+            options: RunOptions {
+                tid,
+                interval: DEFAULT_INTERVAL,
+                max_depth: DEFAULT_MAX_DEPTH,
+            },
+            stats: Arc::new(Stats::default()),
+            run: None,
+            drain: None,
+        }
+    }
+
+    /// Time between samples (50 us to 60 s); takes effect at the next `start`.
+    pub fn interval(&mut self, interval: Duration) -> &mut Profiler {
+        self.options.interval = interval;
+        self
+    }
+
+    /// Frames kept per stack, innermost first; takes effect at the first `start`.
+    pub fn max_depth(&mut self, max_depth: usize) -> &mut Profiler {
+        self.options.max_depth = max_depth;
+        self
+    }
+
+    /// Starts (or resumes) sampling; counts add to those of earlier runs.
+    pub fn start(&mut self) -> Result<(), Error> {
+        if self.run.is_some() {
+            return Err(Error::argument(
+                "profiler",
+                "running",
+                "join() the profiler before starting it again",
+            ));
+        }
+        if let Some(to_drain) = self.drain.as_ref().and_then(|d| d.to_drain.clone()) {
+            self.run = Some(SamplingRun::start(
+                &self.options,
+                self.stats.clone(),
+                to_drain,
+            )?);
+            return Ok(());
+        }
+        let (to_drain, samples) = bounded(DRAIN_BACKLOG);
+        let run = SamplingRun::start(&self.options, self.stats.clone(), to_drain.clone())?;
+        self.drain = Some(self.spawn_drain(to_drain, samples, run.pool())?);
+        self.run = Some(run);
+        Ok(())
+    }
+
+    /// The drain that aggregates this profiler's samples; it writes no files by itself.
+    fn spawn_drain(
+        &self,
+        to_drain: Sender<DrainMessage>,
+        samples: Receiver<DrainMessage>,
+        pool: &'static SlotPool,
+    ) -> Result<DrainThread, Error> {
+        let context = DumpContext {
+            settings: Settings {
+                interval: self.options.interval,
+                max_depth: self.options.max_depth,
+                dump_signal: None,
+                formats: Vec::new(),
+                ..Settings::new(vec![ThreadChoice::Tid(self.options.tid)], "".into())
+            },
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
+            command: threads::command_line(),
+            started_nanos: futex::monotonic_nanos(),
+            stats: self.stats.clone(),
+            pool,
+        };
+        let thread =
+            crate::session::spawn("stacksample-prof", move || Drain::new(context).run(samples))?;
+        Ok(DrainThread {
+            to_drain: Some(to_drain),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops sampling; the results stay.
+    pub fn join(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            run.stop();
+        }
+    }
+
+    /// Samples while the returned guard lives.
+    pub fn scope(&mut self) -> Result<ProfilerScope<'_>, Error> {
+        self.start()?;
+        Ok(ProfilerScope { profiler: self })
+    }
+
+    /// The symbolized profile of every sample so far, as the output formats render it.
+    pub fn profile(&self) -> Result<Profile, Error> {
+        let Some(drain) = &self.drain else {
+            return Err(Error::argument(
+                "profiler",
+                "never started",
+                "call start() first",
+            ));
+        };
+        let (reply, profile) = bounded(1);
+        let unanswered = || Error::System {
+            action: "build the profile",
+            source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+        };
+        drain
+            .to_drain
+            .as_ref()
+            .ok_or_else(unanswered)?
+            .send(DrainMessage::Profile { reply })
+            .map_err(|_| unanswered())?;
+        profile
+            .recv_timeout(PROFILE_TIMEOUT)
+            .map_err(|_| unanswered())
+    }
+
+    /// Each symbol's start address (at run time) with its counts and name.
+    pub fn result(&self) -> Result<BTreeMap<u64, SymbolCount>, Error> {
+        Ok(symbol_counts(&self.profile()?))
+    }
+
+    /// [`Profiler::result`] ordered by count, largest first (ties by name).
+    pub fn sorted(&self) -> Result<Vec<(u64, SymbolCount)>, Error> {
+        let mut sorted: Vec<(u64, SymbolCount)> = self.result()?.into_iter().collect();
+        sorted.sort_by(|(_, a), (_, b)| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        Ok(sorted)
+    }
+
+    /// Every distinct stack with its count.
+    pub fn stacks(&self) -> Result<Vec<CountedStack>, Error> {
+        let profile = self.profile()?;
+        Ok(profile
+            .stacks
+            .iter()
+            .map(|stack| CountedStack {
+                names: profile.stack_names(stack).map(str::to_owned).collect(),
+                count: stack.count,
+            })
+            .collect())
+    }
+
+    /// Writes `<prefix>.<extension>` in each of `formats`, as the preloaded library does.
+    pub fn write(&self, prefix: &Path, formats: &[Format]) -> Result<(), Error> {
+        output::write_all(prefix, formats, &self.profile()?)
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Samples until dropped; see [`Profiler::scope`].
+pub struct ProfilerScope<'p> {
+    profiler: &'p mut Profiler,
+}
+
+impl Drop for ProfilerScope<'_> {
+    fn drop(&mut self) {
+        self.profiler.join();
+    }
+}
+
+/// Per-symbol counts keyed by the symbol's run-time start address; an address no symbol
+/// covers is its own key.
+fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
+    let mut addresses: HashMap<usize, u64> = HashMap::new();
+    for location in &profile.locations {
+        let Some(&frame) = location.frames.first() else {
+            continue;
+        };
+        let function = profile.frames[frame].function;
+        let start = profile.functions[function]
+            .start
+            .zip(location.module)
+            .map(|(start, module)| start.wrapping_add(profile.modules[module].bias));
+        addresses
+            .entry(function)
+            .or_insert(start.unwrap_or(location.address));
+    }
+    let mut counts = BTreeMap::new();
+    for row in profile.function_counts(None) {
+        let Some(&address) = addresses.get(&row.function) else {
+            continue;
+        };
+        let function = &profile.functions[row.function];
+        let name = if function.name == "[anon]" {
+            UNKNOWN
+        } else {
+            &function.name
+        };
+        let entry = counts.entry(address).or_insert_with(|| SymbolCount {
+            count: 0,
+            self_count: 0,
+            name: name.to_owned(),
+            module: function.module.clone(),
+        });
+        entry.count += row.total;
+        entry.self_count += row.self_count;
+    }
+    counts
+}
