@@ -81,6 +81,7 @@ typedef struct stacksample_symbol {
     uint64_t self_count;  /* samples with the symbol innermost */
     const char *name;
     const char *module;
+    int is_python;        /* code of the CPython interpreter */
 } stacksample_symbol;
 typedef struct stacksample_symbols stacksample_symbols;
 /* The profile so far, largest count first. */

@@ -51,6 +51,7 @@ pub struct stacksample_symbol {
     pub self_count: u64,
     pub name: *const c_char,
     pub module: *const c_char,
+    pub is_python: c_int,
 }
 
 /// C strings for entry names, reused across stacks.
@@ -375,6 +376,7 @@ pub unsafe extern "C" fn stacksample_profiler_symbols(
                 self_count: symbol.self_count,
                 name: name.as_ptr(),
                 module: module.as_ptr(),
+                is_python: c_int::from(symbol.is_python),
             });
             names.extend([name, module]);
         }

@@ -151,9 +151,9 @@ class Timer(object):
 
 class Profiler(object):
     """Counts how often each native symbol is on thread ``tid``'s stack. Keyword arguments
-    are the Timer's (``interval``, ``maxdepth``; ``show_python`` is accepted for
-    compatibility: counts always include interpreter functions). Samples are aggregated in
-    the library and named only when a result is asked for."""
+    are the Timer's (``interval``, ``maxdepth``, ``show_python``: with False the
+    interpreter's own functions are left out of the results, as the Timer folds them away).
+    Samples are aggregated in the library and named only when a result is asked for."""
 
     def __init__(self, tid, interval=DEFAULT_INTERVAL, maxdepth=DEFAULT_MAXDEPTH,
                  show_python=True):
@@ -187,7 +187,7 @@ class Profiler(object):
             rows = lib.stacksample_symbols_get(symbols)
             count = lib.stacksample_symbols_count(symbols)
             return [(s.address, s.count, s.self_count, _decode(s.name), _decode(s.module))
-                    for s in rows[:count]]
+                    for s in rows[:count] if self.show_python or not s.is_python]
         finally:
             lib.stacksample_symbols_free(symbols)
 

@@ -27,6 +27,7 @@ class Symbol(ctypes.Structure):
         ("self_count", ctypes.c_uint64),
         ("name", ctypes.c_char_p),
         ("module", ctypes.c_char_p),
+        ("is_python", ctypes.c_int),
     ]
 
 

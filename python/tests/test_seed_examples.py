@@ -119,3 +119,14 @@ def test_one_stack_of_a_thread_and_of_the_caller(worker, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert sum("_PyEval_EvalFrameDefault" in line for line in printed) >= 2
     assert not any("stacksample::" in line for line in printed), printed
+
+
+def test_profiler_show_python_false_leaves_out_the_interpreter(worker):
+    with Profiler(worker.native_id, interval=INTERVAL, show_python=False) as prof:
+        time.sleep(SAMPLING_TIME)
+    names = {value["name"] for value in prof.get_result().values()}
+    modules = set(prof.get_modules().values())
+    # What is left is outside the interpreter: the thread's start and the calls into libc.
+    assert names, "no symbols"
+    assert "_PyEval_EvalFrameDefault" not in names, sorted(names)
+    assert not any(m.startswith(("python", "libpython")) for m in modules), modules

@@ -24,6 +24,7 @@ use crate::stats::Stats;
 use crate::threads;
 
 use super::entries::UNKNOWN;
+use super::python;
 use super::run::{RunOptions, SamplingRun};
 use super::timer::{DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};
 
@@ -43,6 +44,8 @@ pub struct SymbolCount {
     pub name: String,
     /// File name of its module.
     pub module: String,
+    /// Code of the CPython interpreter (the `is_python` of the seed's stack entries).
+    pub is_python: bool,
 }
 
 /// A distinct stack and how often it was seen.
@@ -273,23 +276,26 @@ impl Drop for ProfilerScope<'_> {
 /// Per-symbol counts keyed by the symbol's run-time start address; an address no symbol
 /// covers is its own key.
 fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
-    let mut addresses: HashMap<usize, u64> = HashMap::new();
+    // Per function: its run-time start address and whether it is interpreter code.
+    let mut addresses: HashMap<usize, (u64, bool)> = HashMap::new();
     for location in &profile.locations {
         let Some(&frame) = location.frames.first() else {
             continue;
         };
         let function = profile.frames[frame].function;
+        let module = location.module.map(|module| &profile.modules[module]);
         let start = profile.functions[function]
             .start
-            .zip(location.module)
-            .map(|(start, module)| start.wrapping_add(profile.modules[module].bias));
+            .zip(module)
+            .map(|(start, module)| start.wrapping_add(module.bias));
+        let is_python = module.is_some_and(|m| python::is_interpreter_code(&(m.start..m.end)));
         addresses
             .entry(function)
-            .or_insert(start.unwrap_or(location.address));
+            .or_insert((start.unwrap_or(location.address), is_python));
     }
     let mut counts = BTreeMap::new();
     for row in profile.function_counts(None) {
-        let Some(&address) = addresses.get(&row.function) else {
+        let Some(&(address, is_python)) = addresses.get(&row.function) else {
             continue;
         };
         let function = &profile.functions[row.function];
@@ -303,6 +309,7 @@ fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
             self_count: 0,
             name: name.to_owned(),
             module: function.module.clone(),
+            is_python,
         });
         entry.count += row.total;
         entry.self_count += row.self_count;

@@ -27,10 +27,13 @@ fn python_api_address() -> Option<u64> {
 
 /// Whether `module` is the CPython interpreter of this process.
 pub fn is_interpreter(module: &ModuleInfo) -> bool {
-    python_api_address().is_some_and(|address| {
-        module
-            .code
-            .iter()
-            .any(|segment| segment.avma.contains(&address))
-    })
+    module
+        .code
+        .iter()
+        .any(|segment| is_interpreter_code(&segment.avma))
+}
+
+/// Whether the code at run-time addresses `code` is (part of) the CPython interpreter.
+pub fn is_interpreter_code(code: &std::ops::Range<u64>) -> bool {
+    python_api_address().is_some_and(|address| code.contains(&address))
 }
