@@ -217,13 +217,7 @@ fn a_thread_that_ends_while_sampled_ends_the_callbacks_and_join_is_prompt() {
         after_end,
         "callbacks after the end"
     );
-    let joining = Instant::now();
-    timer.join().unwrap();
-    assert!(
-        joining.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        joining.elapsed()
-    );
+    joins_promptly(&mut timer);
 }
 
 #[test]
@@ -233,13 +227,7 @@ fn join_returns_promptly_even_with_a_long_interval() {
     timer.interval(Duration::from_secs(30));
     timer.start().unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let joining = Instant::now();
-    timer.join().unwrap();
-    assert!(
-        joining.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        joining.elapsed()
-    );
+    joins_promptly(&mut timer);
 }
 
 #[test]
@@ -364,4 +352,15 @@ fn a_c_program_profiles_through_the_header() {
     let folded = std::fs::read_to_string(run.dir.path().join("profile.folded")).unwrap();
     assert!(folded.contains("c_api_busy_function"), "{folded}");
     assert!(run.dir.path().join("profile.txt").is_file());
+}
+
+/// Stops `timer` and checks that stopping took well under a second.
+fn joins_promptly(timer: &mut Timer) {
+    let joining = Instant::now();
+    timer.join().unwrap();
+    assert!(
+        joining.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        joining.elapsed()
+    );
 }

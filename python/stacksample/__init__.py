@@ -94,7 +94,18 @@ def print_thread_stack(tid, file=None, maxdepth=DEFAULT_MAXDEPTH, show_python=Tr
         print(entry, file=file or sys.stdout)
 
 
-class Timer(object):
+class _StartJoin(object):
+    """``with`` runs ``start()`` on entry and ``join()`` on exit."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exctype, excvalue, tb):
+        self.join()
+
+
+class Timer(_StartJoin):
     """Samples thread ``tid`` every ``interval`` seconds and calls ``func`` with each stack (a
     list of StackEntry, innermost first) on a thread of the library's own. With
     ``show_python=False`` each run of interpreter frames is one
@@ -137,19 +148,12 @@ class Timer(object):
         if error is not None:
             raise error
 
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, exctype, excvalue, tb):
-        self.join()
-
     def __del__(self):
         if getattr(self, "_handle", None) is not None:
             lib.stacksample_timer_join(self._handle)
 
 
-class Profiler(object):
+class Profiler(_StartJoin):
     """Counts how often each native symbol is on thread ``tid``'s stack. Keyword arguments
     are the Timer's (``interval``, ``maxdepth``, ``show_python``: with False the
     interpreter's own functions are left out of the results, as the Timer folds them away).
@@ -216,13 +220,6 @@ class Profiler(object):
             raise StacksampleError(1, "stacksample: the profiler was never started")
         check(lib.stacksample_profiler_write(self._handle, str(prefix).encode(),
                                              formats.encode()))
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, exctype, excvalue, tb):
-        self.join()
 
     def __del__(self):
         if getattr(self, "_handle", None) is not None:
