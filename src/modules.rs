@@ -28,7 +28,15 @@ pub struct UnwindSnapshot {
     /// generation (and every slot's rule cache) survives a re-read of the map.
     pub unwinder: Arc<UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>>,
     /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
-    writable: Vec<Range<u64>>,
+    writable: Vec<WritableRegion>,
+}
+
+/// A readable+writable mapping and the lowest address a stack in it can reach.
+struct WritableRegion {
+    range: Range<u64>,
+    /// The mapping's start, or for the main thread's stack, which the kernel grows on demand,
+    /// its top minus the stack size limit.
+    floor: u64,
 }
 
 impl UnwindSnapshot {
@@ -46,9 +54,18 @@ impl UnwindSnapshot {
 impl UnwindSnapshot {
     /// End of the writable mapping that contains `address`. Async-signal-safe.
     pub fn writable_region_end(&self, address: u64) -> Option<u64> {
-        let after = self.writable.partition_point(|r| r.start <= address);
+        self.writable_region(address).map(|r| r.range.end)
+    }
+
+    /// Lowest address a stack holding `address` can grow down to. Async-signal-safe.
+    pub fn stack_floor(&self, address: u64) -> Option<u64> {
+        self.writable_region(address).map(|r| r.floor)
+    }
+
+    fn writable_region(&self, address: u64) -> Option<&WritableRegion> {
+        let after = self.writable.partition_point(|r| r.range.start <= address);
         let region = self.writable.get(after.checked_sub(1)?)?;
-        (address < region.end).then_some(region.end)
+        (address < region.range.end).then_some(region)
     }
 }
 
@@ -388,13 +405,35 @@ struct Mapping {
     readable: bool,
     writable: bool,
     offset: u64,
+    /// The main thread's stack (`[stack]`), which the kernel extends as it is used.
+    grows_down: bool,
 }
 
-fn writable_regions(maps: &[Mapping]) -> Vec<Range<u64>> {
+fn writable_regions(maps: &[Mapping]) -> Vec<WritableRegion> {
+    let stack_limit = main_stack_limit();
     maps.iter()
         .filter(|m| m.readable && m.writable)
-        .map(|m| m.range.clone())
+        .map(|m| WritableRegion {
+            range: m.range.clone(),
+            floor: match stack_limit.filter(|_| m.grows_down) {
+                Some(limit) => m.range.end.saturating_sub(limit).min(m.range.start),
+                None => m.range.start,
+            },
+        })
         .collect()
+}
+
+/// Size the main thread's stack may grow to (`RLIMIT_STACK`); unlimited reads as `u64::MAX`.
+fn main_stack_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } != 0 {
+        return None;
+    }
+    Some(limit.rlim_cur)
 }
 
 fn read_maps() -> Vec<Mapping> {
@@ -412,6 +451,7 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
         readable: perms.first() == Some(&b'r'),
         writable: perms.get(1) == Some(&b'w'),
         offset,
+        grows_down: fields.nth(2) == Some("[stack]"),
     })
 }
 
@@ -441,5 +481,19 @@ mod tests {
         assert_eq!(m.range, 0x7ffd1000..0x7ffd3000);
         assert!(m.readable && m.writable);
         assert_eq!(m.offset, 0x1000);
+        assert!(m.grows_down);
+        let heap = parse_maps_line("55d0a000-55d2b000 rw-p 00000000 00:00 0   [heap]").unwrap();
+        assert!(!heap.grows_down);
+    }
+
+    #[test]
+    fn main_stack_floor_is_below_its_mapping_other_floors_are_their_start() {
+        let maps = [
+            parse_maps_line("1000-5000 rw-p 00000000 00:00 0").unwrap(),
+            parse_maps_line("7ffd1000-7ffd3000 rw-p 00000000 00:00 0 [stack]").unwrap(),
+        ];
+        let regions = writable_regions(&maps);
+        assert_eq!(regions[0].floor, 0x1000);
+        assert!(regions[1].floor < 0x7ffd1000);
     }
 }

@@ -635,4 +635,48 @@ mod tests {
         let err = parse(&[("STACKSAMPLE_INTERVALL", "10ms")]).unwrap_err();
         assert!(err.to_string().contains("STACKSAMPLE_INTERVALL"));
     }
+
+    /// Every rejection is one `stacksample:` line that names the setting and says what to do.
+    fn assert_explained(result: Result<Settings, Error>) {
+        let Err(error) = result else {
+            return;
+        };
+        let line = error.to_string();
+        assert!(line.starts_with("stacksample: "), "{line}");
+        assert!(line.contains("STACKSAMPLE_"), "{line}");
+        assert!(!line.contains('\n'), "{line:?}");
+        if let Error::Setting { problem, hint, .. } = &error {
+            assert!(!problem.trim().is_empty() && !hint.trim().is_empty(), "{line}");
+        }
+    }
+
+    /// Values that look almost right: numbers, units, lists, globs, paths, signal names.
+    fn near_values() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let fragment = prop_oneof![
+            "[0-9]{1,25}",
+            Just("-".to_owned()),
+            Just(".".to_owned()),
+            Just(",".to_owned()),
+            "(ms|us|s|ns|h|Hz|kHz)",
+            "(main|all|SIG|USR2|PROF|RTMIN|RTMAX|\\+|txt|svg|pprof|wall|cpu|on|off|\\*|\\[|/)",
+            "\\PC{0,4}",
+        ];
+        prop::collection::vec(fragment, 0..6).prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_of_any_setting_parses_or_is_explained(
+            index in 0..KNOWN.len(),
+            value in proptest::prop_oneof![near_values(), "\\PC*", ".*"],
+        ) {
+            assert_explained(parse(&[(KNOWN[index], &value)]));
+        }
+
+        #[test]
+        fn any_name_parses_or_is_explained(name in "STACKSAMPLE_\\PC*", value in ".*") {
+            assert_explained(parse(&[(&name, &value)]));
+        }
+    }
 }

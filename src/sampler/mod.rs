@@ -522,6 +522,7 @@ impl Sampler {
                 self.refresh_wanted = true;
                 Some(&self.stats.unknown_stack)
             }
+            StopReason::StackTooSmall => Some(&self.stats.stack_too_small),
         };
         if let Some(counter) = counter {
             Stats::add(counter, 1);
