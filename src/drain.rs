@@ -21,10 +21,6 @@ use crate::stats::Stats;
 use crate::symbolize::{SymbolOptions, Symbols};
 use crate::threads;
 
-/// Distinct stacks kept before new ones are dropped (and counted); about 100 MB at most at
-/// the deepest settings, a few MB for ordinary programs.
-pub const MAX_DISTINCT_STACKS: usize = 100_000;
-
 /// One sample as the handler took it.
 #[derive(Debug, Clone)]
 pub struct RawSample {
@@ -63,7 +59,6 @@ pub struct StackKey {
 pub const MAX_TIMELINE: usize = 4_000_000;
 
 /// Counts of distinct raw stacks, the order samples came in, and the handler's cost.
-#[derive(Default)]
 pub struct Aggregate {
     /// Distinct stacks and their counts, in order of first appearance.
     pub stacks: Vec<(StackKey, u64)>,
@@ -71,9 +66,21 @@ pub struct Aggregate {
     /// Index into `stacks` of each sample, in the order taken (up to [`MAX_TIMELINE`]).
     pub timeline: Vec<u32>,
     pub handler_times: HandlerTimes,
+    /// Distinct stacks kept (`STACKSAMPLE_MAX_STACKS`).
+    max_stacks: usize,
 }
 
 impl Aggregate {
+    pub fn new(max_stacks: usize) -> Aggregate {
+        Aggregate {
+            stacks: Vec::new(),
+            index: HashMap::new(),
+            timeline: Vec::new(),
+            handler_times: HandlerTimes::default(),
+            max_stacks,
+        }
+    }
+
     /// Adds a sample; false when the table is full and the sample was dropped.
     fn add(&mut self, sample: RawSample) -> bool {
         if let Some(nanos) = sample.handler_nanos {
@@ -87,7 +94,7 @@ impl Aggregate {
         };
         let index = match self.index.get(&key) {
             Some(&index) => index,
-            None if self.stacks.len() >= MAX_DISTINCT_STACKS => return false,
+            None if self.stacks.len() >= self.max_stacks => return false,
             None => {
                 let index = self.stacks.len() as u32;
                 self.index.insert(key.clone(), index);
@@ -177,9 +184,10 @@ impl Drain {
             lines: context.settings.lines,
             debug_dirs: context.settings.debug_dirs.clone(),
         });
+        let aggregate = Aggregate::new(context.settings.max_stacks);
         Drain {
             context,
-            aggregate: Aggregate::default(),
+            aggregate,
             maps: HashMap::new(),
             symbols,
         }
@@ -277,7 +285,7 @@ mod tests {
 
     #[test]
     fn identical_stacks_are_counted_once() {
-        let mut aggregate = Aggregate::default();
+        let mut aggregate = Aggregate::new(crate::settings::DEFAULT_MAX_STACKS);
         for tid in [1, 1, 2] {
             let sample = RawSample {
                 tid,

@@ -14,6 +14,7 @@ pub const PREFIX: &str = "STACKSAMPLE_";
 const TID: &str = "STACKSAMPLE_TID";
 const INTERVAL: &str = "STACKSAMPLE_INTERVAL";
 const MAXDEPTH: &str = "STACKSAMPLE_MAXDEPTH";
+const MAX_STACKS: &str = "STACKSAMPLE_MAX_STACKS";
 const OUTPUT: &str = "STACKSAMPLE_OUTPUT";
 const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
 const FORMAT: &str = "STACKSAMPLE_FORMAT";
@@ -25,7 +26,7 @@ const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
 const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
 const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 15] = [
     SIGNAL,
     FOLLOW,
     MODE,
@@ -35,6 +36,7 @@ const KNOWN: [&str; 14] = [
     TID,
     INTERVAL,
     MAXDEPTH,
+    MAX_STACKS,
     OUTPUT,
     DUMP_SIGNAL,
     FORMAT,
@@ -50,6 +52,10 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
 pub const MAX_MAX_DEPTH: usize = 65_536;
+/// Distinct stacks kept before new ones are dropped (and counted): about 0.7 KB each for
+/// stacks 25 frames deep (README, "Memory").
+pub const DEFAULT_MAX_STACKS: usize = 100_000;
+const MAX_STACKS_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000_000;
 const DEFAULT_OUTPUT: &str = "stacksample.%p";
 
 /// Which thread a user asked for.
@@ -122,6 +128,8 @@ pub struct Settings {
     pub threads: Vec<ThreadChoice>,
     pub interval: Duration,
     pub max_depth: usize,
+    /// Distinct stacks the drain keeps; samples of further stacks are dropped and counted.
+    pub max_stacks: usize,
     /// Output path prefix; `.txt` and `.folded` are appended.
     pub output_prefix: PathBuf,
     /// The prefix before `%p` was replaced, for forked children.
@@ -153,6 +161,7 @@ impl Settings {
             threads,
             interval: DEFAULT_INTERVAL,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_stacks: DEFAULT_MAX_STACKS,
             output_template: output_prefix.clone(),
             output_prefix,
             dump_signal: Some(libc::SIGUSR2),
@@ -232,6 +241,7 @@ impl Settings {
                 MODE => settings.mode = parse_mode(&value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
+                MAX_STACKS => settings.max_stacks = parse_max_stacks(&value)?,
                 OUTPUT => {
                     settings.output_prefix = parse_output(&value, pid, start_dir)?;
                     settings.output_template = start_dir.join(&value);
@@ -406,6 +416,22 @@ fn parse_duration(
         return Err(Error::setting(name, value, problem, hint));
     }
     Ok(interval)
+}
+
+fn parse_max_stacks(value: &str) -> Result<usize, Error> {
+    match value.trim().parse::<usize>() {
+        Ok(count) if MAX_STACKS_RANGE.contains(&count) => Ok(count),
+        _ => Err(Error::setting(
+            MAX_STACKS,
+            value,
+            format!(
+                "must be a whole number from {} to {}",
+                MAX_STACKS_RANGE.start(),
+                MAX_STACKS_RANGE.end()
+            ),
+            format!("the default is {DEFAULT_MAX_STACKS}"),
+        )),
+    }
 }
 
 fn parse_max_depth(value: &str) -> Result<usize, Error> {
@@ -629,6 +655,8 @@ mod tests {
     #[test]
     fn depth_and_unknown_names() {
         assert_eq!(parse(&[(MAXDEPTH, "500")]).unwrap().max_depth, 500);
+        assert_eq!(parse(&[(MAX_STACKS, "2000")]).unwrap().max_stacks, 2000);
+        assert!(parse(&[(MAX_STACKS, "99")]).is_err());
         for bad in ["0", "x", "1000000"] {
             assert!(parse(&[(MAXDEPTH, bad)]).is_err(), "{bad}");
         }
@@ -646,7 +674,10 @@ mod tests {
         assert!(line.contains("STACKSAMPLE_"), "{line}");
         assert!(!line.contains('\n'), "{line:?}");
         if let Error::Setting { problem, hint, .. } = &error {
-            assert!(!problem.trim().is_empty() && !hint.trim().is_empty(), "{line}");
+            assert!(
+                !problem.trim().is_empty() && !hint.trim().is_empty(),
+                "{line}"
+            );
         }
     }
 
