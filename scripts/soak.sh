@@ -4,8 +4,9 @@
 #      interrupted allocator for 20 s at 10 kHz, a million distinct stacks at the default
 #      table size, ...), unless SOAK_ONLY=1;
 #   2. a soak: a four-thread allocating program profiled at 1 kHz with every thread sampled
-#      for SOAK_SECONDS (default 600). Its resident memory is read every 10 s; the script
-#      prints the slope after a one-minute warm-up and what the profile says was lost, and
+#      for SOAK_SECONDS (default 600), beside the same program run plain. Their resident
+#      memory is read every 10 s; the script prints the slopes after a one-minute warm-up
+#      (profiled minus plain is the library's) and what the profile says was lost, and
 #      fails if memory grew by more than 100 KB a minute, if any sample was dropped because
 #      the drain fell behind, or if more than 1% of ticks were lost to the sampler falling
 #      behind (a machine busy with other work delays the sampler thread now and then).
@@ -23,27 +24,42 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -g -o "$work/alloc_storm" preload-test/programs/alloc_storm.c -lpthread
+# The same program runs plain beside the profiled one: the difference of the two slopes is
+# the library's (the program's own heap moves a little too).
+"$work/alloc_storm" 4 "$seconds" >"$work/plain-stdout" &
+plain=$!
 LD_PRELOAD="$PWD/target/release/libstacksample.so" STACKSAMPLE_TID=all \
     STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT="$work/soak" \
     "$work/alloc_storm" 4 "$seconds" >"$work/stdout" &
 pid=$!
 started=$(date +%s)
 : >"$work/rss"
+: >"$work/plain-rss"
 while kill -0 "$pid" 2>/dev/null; do
+    at=$(($(date +%s) - started))
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [[ -n $rss ]] && echo "$(($(date +%s) - started)) $rss" >>"$work/rss"
+    [[ -n $rss ]] && echo "$at $rss" >>"$work/rss"
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$plain/status" 2>/dev/null || true)
+    [[ -n $rss ]] && echo "$at $rss" >>"$work/plain-rss"
     sleep 10
 done
 wait "$pid"
+wait "$plain"
 grep -qx "done 4" "$work/stdout"
 
-echo "resident memory (seconds, KB):"
+# Least-squares slope of resident memory after the warm-up, in KB per minute.
+slope_of() {
+    awk -v warmup="$warmup" '$1 >= warmup { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
+        END { if (n < 2) { print "nan"; exit } d = n * sxx - sx * sx; printf "%.1f", d ? 60 * (n * sxy - sx * sy) / d : 0 }' "$1"
+}
+echo "resident memory, profiled (seconds, KB):"
 tr '\n' ' ' <"$work/rss"
 echo
-# Least-squares slope of resident memory after the warm-up, in KB per minute.
-slope=$(awk -v warmup="$warmup" '$1 >= warmup { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
-    END { if (n < 2) { print "nan"; exit } d = n * sxx - sx * sx; printf "%.1f", d ? 60 * (n * sxy - sx * sy) / d : 0 }' "$work/rss")
-echo "slope after ${warmup} s of warm-up: ${slope} KB/min"
+profiled_slope=$(slope_of "$work/rss")
+plain_slope=$(slope_of "$work/plain-rss")
+slope=$(awk -v a="$profiled_slope" -v b="$plain_slope" 'BEGIN { printf "%.1f", a - b }')
+echo "slope after ${warmup} s of warm-up: profiled ${profiled_slope} KB/min, plain ${plain_slope} KB/min, library ${slope} KB/min"
+echo "distinct stacks in the profile: $(wc -l <"$work/soak.folded")"
 grep -E '^(samples|missed|dropped|truncated|handler time):' "$work/soak.txt"
 
 behind=$(sed -n 's/^missed:.*sampler behind schedule: \([0-9]*\).*/\1/p' "$work/soak.txt")

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::modules::ModuleMap;
 use crate::output;
 use crate::profile::{Counters, Header, Profile, ThreadSummary};
-use crate::settings::Settings;
+use crate::settings::{Format, Settings};
 use crate::signal::futex;
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::Stats;
@@ -68,16 +68,20 @@ pub struct Aggregate {
     pub handler_times: HandlerTimes,
     /// Distinct stacks kept (`STACKSAMPLE_MAX_STACKS`).
     max_stacks: usize,
+    /// Samples kept on the timeline: [`MAX_TIMELINE`] when a format shows it, else none, so
+    /// a long run's memory stays flat.
+    timeline_limit: usize,
 }
 
 impl Aggregate {
-    pub fn new(max_stacks: usize) -> Aggregate {
+    pub fn new(max_stacks: usize, keep_timeline: bool) -> Aggregate {
         Aggregate {
             stacks: Vec::new(),
             index: HashMap::new(),
             timeline: Vec::new(),
             handler_times: HandlerTimes::default(),
             max_stacks,
+            timeline_limit: if keep_timeline { MAX_TIMELINE } else { 0 },
         }
     }
 
@@ -103,7 +107,7 @@ impl Aggregate {
             }
         };
         self.stacks[index as usize].1 += 1;
-        if self.timeline.len() < MAX_TIMELINE {
+        if self.timeline.len() < self.timeline_limit {
             self.timeline.push(index);
         }
         true
@@ -184,7 +188,9 @@ impl Drain {
             lines: context.settings.lines,
             debug_dirs: context.settings.debug_dirs.clone(),
         });
-        let aggregate = Aggregate::new(context.settings.max_stacks);
+        let settings = &context.settings;
+        let keep_timeline = settings.formats.contains(&Format::Speedscope);
+        let aggregate = Aggregate::new(settings.max_stacks, keep_timeline);
         Drain {
             context,
             aggregate,
@@ -285,7 +291,7 @@ mod tests {
 
     #[test]
     fn identical_stacks_are_counted_once() {
-        let mut aggregate = Aggregate::new(crate::settings::DEFAULT_MAX_STACKS);
+        let mut aggregate = Aggregate::new(crate::settings::DEFAULT_MAX_STACKS, true);
         for tid in [1, 1, 2] {
             let sample = RawSample {
                 tid,

@@ -243,9 +243,11 @@ fn loaded_objects() -> Vec<LoadedObject> {
     let mut objects = Vec::new();
     for _ in 0..LISTING_ATTEMPTS {
         let (_, unloads_before) = dl_counts();
-        let Some(addresses) = object_addresses(capacity) else {
-            capacity *= 4;
-            continue;
+        let addresses = loop {
+            match object_addresses(capacity) {
+                Some(addresses) => break addresses,
+                None => capacity *= 4,
+            }
         };
         objects = addresses
             .iter()
@@ -644,10 +646,17 @@ mod tests {
         let module = generation.map.find(here).expect("test binary not found");
         assert!(module.path.is_some());
         assert!(module.file_offset(here).is_some());
-        assert!(generation
+        let libc = generation
             .map
             .modules()
-            .any(|m| m.name.starts_with("libc.so")));
+            .find(|m| m.name.starts_with("libc.so"))
+            .expect("libc not found");
+        assert_eq!(
+            libc.build_id.as_ref().map(Vec::len),
+            Some(20),
+            "GNU build id"
+        );
+        assert!(libc.path.as_ref().is_some_and(|p| p.is_absolute()));
     }
 
     #[test]

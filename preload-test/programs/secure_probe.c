@@ -13,6 +13,7 @@ int main(int argc, char **argv) {
         return 2;
     setenv("LD_PRELOAD", argv[1], 1);
     setenv("STACKSAMPLE_INTERVAL", "1ms", 1);
+    setenv("STACKSAMPLE_MODE", "cpu", 1);
     if (!dlopen(argv[1], RTLD_NOW)) {
         fprintf(stderr, "%s\n", dlerror());
         return 3;
