@@ -73,6 +73,13 @@ pub fn cpu_time(tid: i32) -> Option<u64> {
     (rc == 0).then(|| now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
 }
 
+/// Nanoseconds thread `tid` has spent runnable but waiting for a CPU (the second field of
+/// `/proc/self/task/<tid>/schedstat`).
+pub fn run_queue_wait(tid: i32) -> Option<u64> {
+    let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
 pub fn name(tid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;

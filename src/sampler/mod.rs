@@ -53,6 +53,8 @@ struct Target {
     name_read: u64,
     /// Its CPU time at the last tick (CPU mode).
     cpu_seen: Option<u64>,
+    /// When it was last looked at for time spent waiting for a CPU, and that time.
+    run_queue_seen: Option<(u64, u64)>,
     /// Its last sample while blocked in a system call, to count again while it stays blocked.
     blocked: Option<Blocked>,
     /// Where to look whether it is blocked (wall mode), opened at its first tick.
@@ -66,6 +68,7 @@ impl Target {
             busy: false,
             name_read: now,
             cpu_seen: None,
+            run_queue_seen: None,
             blocked: None,
             syscall_file: None,
         }
