@@ -52,8 +52,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
 pub const MAX_MAX_DEPTH: usize = 65_536;
-/// Distinct stacks kept before new ones are dropped (and counted): about 0.7 KB each for
-/// stacks 25 frames deep (README, "Memory").
+/// Distinct stacks kept before new ones are dropped (and counted): about 2.6 KB each for
+/// stacks 25 frames deep at the moment a profile is written (README, "Memory").
 pub const DEFAULT_MAX_STACKS: usize = 100_000;
 const MAX_STACKS_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000_000;
 const DEFAULT_OUTPUT: &str = "stacksample.%p";
