@@ -6,6 +6,7 @@ mod dump;
 mod endings;
 mod exec;
 mod formats;
+mod gauntlet;
 mod settings;
 mod signals;
 mod support;

@@ -18,7 +18,8 @@ pub fn library() -> PathBuf {
 static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Compiles `programs/<name>.c` (or `.cpp` with c++, `.rs` with rustc) with `flags` and
-/// debug information, once per process, and returns the executable.
+/// debug information, once per process, and returns the executable. An assembly file
+/// `programs/<name>.S` beside the C file is assembled and linked in too.
 pub fn build(name: &str, flags: &[&str]) -> PathBuf {
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs");
     let tag: String = flags.concat().replace(['-', '=', ' ', '/', ',', '.'], "");
@@ -49,6 +50,8 @@ pub fn build(name: &str, flags: &[&str]) -> PathBuf {
     } else {
         format!("{name}{tag}")
     });
+    let assembly = source.with_extension("S");
+    let assembly = (compiler == "cc" && assembly.exists()).then_some(assembly);
     let mut built = BUILT.lock().unwrap();
     if !built.contains(&out) {
         let status = Command::new(compiler)
@@ -56,6 +59,7 @@ pub fn build(name: &str, flags: &[&str]) -> PathBuf {
             .arg("-o")
             .arg(&out)
             .arg(&source)
+            .args(assembly)
             .args(extra)
             .status()
             .unwrap_or_else(|e| panic!("cannot run {compiler} ({e}): see scripts/install-deps.sh"));
@@ -315,6 +319,30 @@ impl Report {
     /// Samples in the profile (the `samples:` line).
     pub fn samples(&self) -> u64 {
         self.number("samples")
+    }
+
+    /// The number a header line gives for `label`, as `label: N` or `N label`: in
+    /// `missed: 3 (... sampler behind schedule: 1, ...)`, `detail("missed", "sampler behind
+    /// schedule")` is 1.
+    pub fn detail(&self, key: &str, label: &str) -> u64 {
+        let field = self.field(key);
+        let (before, after) = field
+            .split_once(label)
+            .unwrap_or_else(|| panic!("no {label} in {key}: {field}"));
+        let digits: String = match after.strip_prefix(": ") {
+            Some(rest) => rest.chars().take_while(|c| c.is_ascii_digit()).collect(),
+            None => {
+                let number = before
+                    .trim_end()
+                    .rsplit([' ', ';', '('])
+                    .next()
+                    .unwrap_or("");
+                number.to_owned()
+            }
+        };
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("{key}: {label}: {field}"))
     }
 }
 

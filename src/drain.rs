@@ -14,16 +14,12 @@ use crate::error::Error;
 use crate::modules::ModuleMap;
 use crate::output;
 use crate::profile::{Counters, Header, Profile, ThreadSummary};
-use crate::settings::Settings;
+use crate::settings::{Format, Settings};
 use crate::signal::futex;
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::Stats;
 use crate::symbolize::{SymbolOptions, Symbols};
 use crate::threads;
-
-/// Distinct stacks kept before new ones are dropped (and counted); about 100 MB at most at
-/// the deepest settings, a few MB for ordinary programs.
-pub const MAX_DISTINCT_STACKS: usize = 100_000;
 
 /// One sample as the handler took it.
 #[derive(Debug, Clone)]
@@ -75,7 +71,6 @@ pub struct StackKey {
 pub const MAX_TIMELINE: usize = 4_000_000;
 
 /// Counts of distinct raw stacks, the order samples came in, and the handler's cost.
-#[derive(Default)]
 pub struct Aggregate {
     /// Distinct stacks and their counts, in order of first appearance.
     pub stacks: Vec<(StackKey, u64)>,
@@ -83,9 +78,25 @@ pub struct Aggregate {
     /// Index into `stacks` of each sample, in the order taken (up to [`MAX_TIMELINE`]).
     pub timeline: Vec<u32>,
     pub handler_times: HandlerTimes,
+    /// Distinct stacks kept (`STACKSAMPLE_MAX_STACKS`).
+    max_stacks: usize,
+    /// Samples kept on the timeline: [`MAX_TIMELINE`] when a format shows it, else none, so
+    /// a long run's memory stays flat.
+    timeline_limit: usize,
 }
 
 impl Aggregate {
+    pub fn new(max_stacks: usize, keep_timeline: bool) -> Aggregate {
+        Aggregate {
+            stacks: Vec::new(),
+            index: HashMap::new(),
+            timeline: Vec::new(),
+            handler_times: HandlerTimes::default(),
+            max_stacks,
+            timeline_limit: if keep_timeline { MAX_TIMELINE } else { 0 },
+        }
+    }
+
     /// Adds a sample; false when the table is full and the sample was dropped.
     fn add(&mut self, sample: RawSample) -> bool {
         if let Some(nanos) = sample.handler_nanos {
@@ -99,7 +110,7 @@ impl Aggregate {
         };
         let index = match self.index.get(&key) {
             Some(&index) => index,
-            None if self.stacks.len() >= MAX_DISTINCT_STACKS => return false,
+            None if self.stacks.len() >= self.max_stacks => return false,
             None => {
                 let index = self.stacks.len() as u32;
                 self.index.insert(key.clone(), index);
@@ -108,7 +119,7 @@ impl Aggregate {
             }
         };
         self.stacks[index as usize].1 += 1;
-        if self.timeline.len() < MAX_TIMELINE {
+        if self.timeline.len() < self.timeline_limit {
             self.timeline.push(index);
         }
         true
@@ -196,9 +207,12 @@ impl Drain {
             lines: context.settings.lines,
             debug_dirs: context.settings.debug_dirs.clone(),
         });
+        let settings = &context.settings;
+        let keep_timeline = settings.formats.contains(&Format::Speedscope);
+        let aggregate = Aggregate::new(settings.max_stacks, keep_timeline);
         Drain {
             context,
-            aggregate: Aggregate::default(),
+            aggregate,
             maps: HashMap::new(),
             symbols,
         }
@@ -306,7 +320,7 @@ mod tests {
 
     #[test]
     fn identical_stacks_are_counted_once() {
-        let mut aggregate = Aggregate::default();
+        let mut aggregate = Aggregate::new(crate::settings::DEFAULT_MAX_STACKS, true);
         for tid in [1, 1, 2] {
             let sample = RawSample {
                 tid,

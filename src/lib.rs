@@ -11,7 +11,7 @@
 //! ## How a sample travels
 //!
 //! ```text
-//!  preload (ctor) ─ settings ─> session ─┬─ modules: findshlibs -> framehop unwinder snapshot
+//!  preload (ctor) ─ settings ─> session ─┬─ modules: dl_iterate_phdr -> framehop unwinder snapshot
 //!                                        ├─ signal::install: SIGPROF + dump signal handlers
 //!                                        └─ threads: sampler, drain
 //!

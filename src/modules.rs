@@ -1,21 +1,21 @@
 //! The loaded objects of the process: unwind data for the handler, names for the drain.
 //!
-//! Runs on the sampler thread (and once on the starting thread). From `findshlibs` it lists
-//! the executable, the shared libraries, ld.so and the vdso; from each it copies
-//! `.eh_frame_hdr` and `.eh_frame` into memory it owns, so a `dlclose` cannot unmap what the
-//! handler reads. The result is published twice per generation:
+//! Runs on the sampler thread (and once on the starting thread). From the loader's list
+//! (`dl_iterate_phdr`, with nothing allocated under its lock) it takes the executable, the
+//! shared libraries, ld.so and the vdso; from each it copies `.eh_frame_hdr` and `.eh_frame`
+//! (with checked reads) into memory it owns, so a `dlclose` cannot unmap what the handler
+//! reads. The result is published twice per generation:
 //! - an [`UnwindSnapshot`] for the signal handler (framehop unwinder, writable mappings that
 //!   bound stack reads);
 //! - a [`ModuleMap`] for the drain, kept per generation so samples taken before an unload
 //!   still get names.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::ops::Range;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use findshlibs::{Segment as _, SharedLibrary as _, SharedLibraryId, TargetSharedLibrary};
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder as _};
 use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection as _};
@@ -29,7 +29,15 @@ pub struct UnwindSnapshot {
     /// generation (and every slot's rule cache) survives a re-read of the map.
     pub unwinder: Arc<UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>>,
     /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
-    writable: Vec<Range<u64>>,
+    writable: Vec<WritableRegion>,
+}
+
+/// A readable+writable mapping and the lowest address a stack in it can reach.
+struct WritableRegion {
+    range: Range<u64>,
+    /// The mapping's start, or for the main thread's stack, which the kernel grows on demand,
+    /// its top minus the stack size limit.
+    floor: u64,
 }
 
 impl UnwindSnapshot {
@@ -47,9 +55,18 @@ impl UnwindSnapshot {
 impl UnwindSnapshot {
     /// End of the writable mapping that contains `address`. Async-signal-safe.
     pub fn writable_region_end(&self, address: u64) -> Option<u64> {
-        let after = self.writable.partition_point(|r| r.start <= address);
+        self.writable_region(address).map(|r| r.range.end)
+    }
+
+    /// Lowest address a stack holding `address` can grow down to. Async-signal-safe.
+    pub fn stack_floor(&self, address: u64) -> Option<u64> {
+        self.writable_region(address).map(|r| r.floor)
+    }
+
+    fn writable_region(&self, address: u64) -> Option<&WritableRegion> {
+        let after = self.writable.partition_point(|r| r.range.start <= address);
         let region = self.writable.get(after.checked_sub(1)?)?;
-        (address < region.end).then_some(region.end)
+        (address < region.range.end).then_some(region)
     }
 }
 
@@ -202,20 +219,15 @@ impl ModuleRegistry {
     fn build(&mut self) -> Generation {
         let maps = read_maps();
         let mut seen = HashMap::new();
-        let mut first = true;
-        TargetSharedLibrary::each(|shlib| {
-            let key = (
-                module_path(shlib.name()),
-                shlib.virtual_memory_bias().0 as u64,
-            );
+        for (index, object) in loaded_objects().into_iter().enumerate() {
+            let key = (object.path.clone(), object.bias);
             // The loader lists the executable first.
-            let executable = std::mem::take(&mut first);
             let loaded = match self.loaded.remove(&key) {
                 Some(loaded) => loaded,
-                None => load_module(shlib, &maps, executable),
+                None => load_module(object, &maps, index == 0),
             };
             seen.insert(key, loaded);
-        });
+        }
         self.loaded = seen;
         self.generation = self.generation.wrapping_add(1);
 
@@ -249,39 +261,199 @@ impl Default for ModuleRegistry {
     }
 }
 
-fn module_path(name: &OsStr) -> PathBuf {
-    PathBuf::from(name)
+/// An object the loader lists, as read outside its lock (see [`loaded_objects`]).
+struct LoadedObject {
+    path: PathBuf,
+    bias: u64,
+    headers: Vec<libc::Elf64_Phdr>,
+}
+
+/// Where the loader describes one object: valid while the object stays loaded.
+#[derive(Clone, Copy)]
+struct ObjectAddresses {
+    bias: u64,
+    name: u64,
+    headers: u64,
+    header_count: usize,
+}
+
+/// Rounds of listing before the last list is used even though a library was unloaded
+/// meanwhile (every read of it was checked, so a stale entry costs names, not a fault).
+const LISTING_ATTEMPTS: usize = 4;
+
+/// The objects the loader lists, the executable first.
+///
+/// Nothing is allocated while the loader's lock is held: an allocator that holds its own
+/// lock while it asks the loader (tcmalloc records a stack with libunwind when its heap grows,
+/// and libunwind calls `dl_iterate_phdr`) would otherwise deadlock with us. Under the lock
+/// only addresses are recorded, into room reserved before; names and program headers are read
+/// afterwards with `process_vm_readv`, which fails instead of faulting if a `dlclose` unmapped
+/// them meanwhile, and the list is taken again if the loader's unload count moved.
+fn loaded_objects() -> Vec<LoadedObject> {
+    let mut capacity = 64;
+    let mut objects = Vec::new();
+    for _ in 0..LISTING_ATTEMPTS {
+        let (_, unloads_before) = dl_counts();
+        let addresses = loop {
+            match object_addresses(capacity) {
+                Some(addresses) => break addresses,
+                None => capacity *= 4,
+            }
+        };
+        objects = addresses
+            .iter()
+            .enumerate()
+            .filter_map(|(index, object)| read_object(object, index == 0))
+            .collect();
+        if dl_counts().1 == unloads_before {
+            break;
+        }
+    }
+    objects
+}
+
+/// The loader's list as addresses; `None` if it has `capacity` objects or more.
+fn object_addresses(capacity: usize) -> Option<Vec<ObjectAddresses>> {
+    unsafe extern "C" fn record(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        out: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info; `out` is the vector passed below.
+        let (info, addresses) = unsafe { (&*info, &mut *(out as *mut Vec<ObjectAddresses>)) };
+        if addresses.len() + 1 >= addresses.capacity() {
+            return 1;
+        }
+        // Within the reserved capacity: no allocation under the loader's lock.
+        addresses.push(ObjectAddresses {
+            bias: info.dlpi_addr,
+            name: info.dlpi_name as u64,
+            headers: info.dlpi_phdr as u64,
+            header_count: usize::from(info.dlpi_phnum),
+        });
+        0
+    }
+    let mut addresses: Vec<ObjectAddresses> = Vec::with_capacity(capacity);
+    // SAFETY: the callback only pushes into `addresses` within its capacity.
+    unsafe { libc::dl_iterate_phdr(Some(record), &mut addresses as *mut _ as *mut _) };
+    (addresses.len() + 1 < capacity).then_some(addresses)
+}
+
+/// Reads an object's name and program headers; `None` if they are gone or it has none.
+fn read_object(object: &ObjectAddresses, executable: bool) -> Option<LoadedObject> {
+    if object.headers == 0 {
+        return None;
+    }
+    let mut headers = vec![
+        libc::Elf64_Phdr {
+            p_type: 0,
+            p_flags: 0,
+            p_offset: 0,
+            p_vaddr: 0,
+            p_paddr: 0,
+            p_filesz: 0,
+            p_memsz: 0,
+            p_align: 0,
+        };
+        object.header_count
+    ];
+    // SAFETY: the vector's memory holds `header_count` program headers, plain integers for
+    // which every byte pattern is valid.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            headers.as_mut_ptr() as *mut u8,
+            std::mem::size_of_val(headers.as_slice()),
+        )
+    };
+    if !read_memory(object.headers, bytes) {
+        return None;
+    }
+    let name = read_c_string(object.name).unwrap_or_default();
+    let path = if name.is_empty() && executable {
+        std::env::current_exe().unwrap_or_default()
+    } else {
+        PathBuf::from(std::ffi::OsString::from_vec(name))
+    };
+    Some(LoadedObject {
+        path,
+        bias: object.bias,
+        headers,
+    })
+}
+
+/// A NUL-terminated string of this process, read with checks, at most `PATH_MAX` bytes.
+fn read_c_string(address: u64) -> Option<Vec<u8>> {
+    const CHUNK: usize = 256;
+    if address == 0 {
+        return None;
+    }
+    let mut text = Vec::new();
+    let mut chunk = [0u8; CHUNK];
+    while text.len() < libc::PATH_MAX as usize {
+        let at = address.checked_add(text.len() as u64)?;
+        // A chunk may cross into an unmapped page: read up to the page end first.
+        let to_page_end = (4096 - (at % 4096)) as usize;
+        let want = chunk.get_mut(..CHUNK.min(to_page_end))?;
+        if !read_memory(at, want) {
+            return None;
+        }
+        match want.iter().position(|&b| b == 0) {
+            Some(end) => {
+                text.extend_from_slice(want.get(..end)?);
+                return Some(text);
+            }
+            None => text.extend_from_slice(want),
+        }
+    }
+    None
+}
+
+/// Copies memory of this process at `address` into `out` with `process_vm_readv`: an address
+/// that is not mapped gives `false`, not a fault.
+pub fn read_memory(address: u64, out: &mut [u8]) -> bool {
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr() as *mut libc::c_void,
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: out.len(),
+    };
+    // SAFETY: `local` describes `out`; the kernel validates `remote`. getpid has no
+    // preconditions; both calls are async-signal-safe.
+    let copied = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    copied >= 0 && copied as usize == out.len()
 }
 
 /// Copies one module's unwind sections and describes it.
-fn load_module(
-    shlib: &findshlibs::linux::SharedLibrary<'_>,
-    maps: &[Mapping],
-    executable: bool,
-) -> Loaded {
-    let bias = shlib.virtual_memory_bias().0 as u64;
-    let path = module_path(shlib.name());
+fn load_module(object: LoadedObject, maps: &[Mapping], executable: bool) -> Loaded {
+    let LoadedObject {
+        path,
+        bias,
+        headers,
+    } = object;
     let mut loads = Vec::new();
     let mut code = Vec::new();
     let mut eh_frame_hdr_avma = None;
-    for segment in shlib.segments() {
-        let start = segment.actual_virtual_memory_address(shlib).0 as u64;
-        let range = start..start + segment.len() as u64;
-        if segment.is_load() {
-            loads.push(range.clone());
+    let mut notes = Vec::new();
+    for header in &headers {
+        let start = bias.wrapping_add(header.p_vaddr);
+        let range = start..start.saturating_add(header.p_memsz);
+        match header.p_type {
+            libc::PT_LOAD => loads.push(range.clone()),
+            libc::PT_GNU_EH_FRAME => eh_frame_hdr_avma = Some(range.clone()),
+            libc::PT_NOTE => notes.push(range.clone()),
+            _ => {}
         }
-        if segment.is_code() {
+        if header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0 {
             let file_offset = maps
                 .iter()
                 .find(|m| m.range.contains(&start))
                 .map_or(start - bias, |m| start - m.range.start + m.offset);
             code.push(MappedSegment {
-                avma: range.clone(),
+                avma: range,
                 file_offset,
             });
-        }
-        if segment.name() == "GNU_EH_FRAME" {
-            eh_frame_hdr_avma = Some(range);
         }
     }
     let is_file = path.is_absolute() && path.is_file();
@@ -295,10 +467,7 @@ fn load_module(
     } else {
         format!("[{}]", path.display())
     };
-    let build_id = match shlib.id() {
-        Some(SharedLibraryId::GnuBuildId(id)) => Some(id),
-        _ => None,
-    };
+    let build_id = notes.into_iter().find_map(gnu_build_id);
     let avma_range = loads.iter().map(|r| r.start).min().unwrap_or(0)
         ..loads.iter().map(|r| r.end).max().unwrap_or(0);
     let sections = unwind_sections(bias, &loads, &code, eh_frame_hdr_avma);
@@ -350,7 +519,7 @@ fn unwind_sections(
     info
 }
 
-/// Copies `range` if it lies inside one loaded segment (so every byte is mapped).
+/// Copies `range` if it lies inside one loaded segment.
 fn copy_mapped(loads: &[Range<u64>], range: Range<u64>) -> Option<Arc<[u8]>> {
     let inside = loads
         .iter()
@@ -358,13 +527,33 @@ fn copy_mapped(loads: &[Range<u64>], range: Range<u64>) -> Option<Arc<[u8]>> {
     if !inside {
         return None;
     }
-    // SAFETY: the range lies inside a PT_LOAD segment of a loaded module, which is mapped
-    // readable for as long as the module stays loaded; we are not racing its dlclose
-    // because dl_iterate_phdr (our caller) holds the loader lock.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(range.start as *const u8, (range.end - range.start) as usize)
-    };
-    Some(Arc::from(bytes))
+    let mut bytes = vec![0u8; (range.end - range.start) as usize];
+    read_memory(range.start, &mut bytes).then(|| Arc::from(bytes))
+}
+
+/// The GNU build ID from a `PT_NOTE` segment, if it has one.
+fn gnu_build_id(notes: Range<u64>) -> Option<Vec<u8>> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    const MAX_NOTES: u64 = 64 * 1024;
+    let mut bytes = vec![0u8; notes.end.checked_sub(notes.start)?.min(MAX_NOTES) as usize];
+    if !read_memory(notes.start, &mut bytes) {
+        return None;
+    }
+    let word = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let (name_size, desc_size, kind) =
+            (word(at)? as usize, word(at + 4)? as usize, word(at + 8)?);
+        let name_start = at + 12;
+        let desc_start = name_start.checked_add(align(name_size)?)?;
+        let desc_end = desc_start.checked_add(desc_size)?;
+        if kind == NT_GNU_BUILD_ID && bytes.get(name_start..name_start + name_size)? == b"GNU\0" {
+            return Some(bytes.get(desc_start..desc_end)?.to_vec());
+        }
+        at = desc_start.checked_add(align(desc_size)?)?;
+    }
+    None
 }
 
 /// Finds `.eh_frame` from the header's `eh_frame_ptr`, and its end by walking the CIE/FDE
@@ -392,23 +581,28 @@ fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Ran
         _ => return None,
     };
     let segment = loads.iter().find(|l| l.contains(&start))?;
+    let read = |at: u64, out: &mut [u8]| {
+        at.checked_add(out.len() as u64)
+            .is_some_and(|end| end <= segment.end)
+            && read_memory(at, out)
+    };
     let mut cursor = start;
     loop {
-        if cursor + 4 > segment.end {
+        let mut length = [0u8; 4];
+        if !read(cursor, &mut length) {
             return None;
         }
-        // SAFETY: [cursor, cursor+4) lies inside a mapped PT_LOAD segment (checked above).
-        let length = unsafe { std::ptr::read_unaligned(cursor as *const u32) };
         cursor += 4;
-        match length {
+        match u32::from_le_bytes(length) {
             0 => return Some(start..cursor),
             0xffff_ffff => {
-                if cursor + 8 > segment.end {
+                let mut long = [0u8; 8];
+                if !read(cursor, &mut long) {
                     return None;
                 }
-                // SAFETY: as above, bounds checked against the segment.
-                let long = unsafe { std::ptr::read_unaligned(cursor as *const u64) };
-                cursor = cursor.checked_add(8)?.checked_add(long)?;
+                cursor = cursor
+                    .checked_add(8)?
+                    .checked_add(u64::from_le_bytes(long))?;
             }
             n => cursor += u64::from(n),
         }
@@ -441,13 +635,35 @@ struct Mapping {
     readable: bool,
     writable: bool,
     offset: u64,
+    /// The main thread's stack (`[stack]`), which the kernel extends as it is used.
+    grows_down: bool,
 }
 
-fn writable_regions(maps: &[Mapping]) -> Vec<Range<u64>> {
+fn writable_regions(maps: &[Mapping]) -> Vec<WritableRegion> {
+    let stack_limit = main_stack_limit();
     maps.iter()
         .filter(|m| m.readable && m.writable)
-        .map(|m| m.range.clone())
+        .map(|m| WritableRegion {
+            range: m.range.clone(),
+            floor: match stack_limit.filter(|_| m.grows_down) {
+                Some(limit) => m.range.end.saturating_sub(limit).min(m.range.start),
+                None => m.range.start,
+            },
+        })
         .collect()
+}
+
+/// Size the main thread's stack may grow to (`RLIMIT_STACK`); unlimited reads as `u64::MAX`.
+fn main_stack_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } != 0 {
+        return None;
+    }
+    Some(limit.rlim_cur)
 }
 
 fn read_maps() -> Vec<Mapping> {
@@ -465,6 +681,7 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
         readable: perms.first() == Some(&b'r'),
         writable: perms.get(1) == Some(&b'w'),
         offset,
+        grows_down: fields.nth(2) == Some("[stack]"),
     })
 }
 
@@ -483,10 +700,17 @@ mod tests {
         assert!(module.path.is_some());
         assert!(module.file_offset(here).is_some());
         assert_eq!(module.function_start(here + 4), Some(here));
-        assert!(generation
+        let libc = generation
             .map
             .modules()
-            .any(|m| m.name.starts_with("libc.so")));
+            .find(|m| m.name.starts_with("libc.so"))
+            .expect("libc not found");
+        assert_eq!(
+            libc.build_id.as_ref().map(Vec::len),
+            Some(20),
+            "GNU build id"
+        );
+        assert!(libc.path.as_ref().is_some_and(|p| p.is_absolute()));
     }
 
     #[test]
@@ -495,5 +719,19 @@ mod tests {
         assert_eq!(m.range, 0x7ffd1000..0x7ffd3000);
         assert!(m.readable && m.writable);
         assert_eq!(m.offset, 0x1000);
+        assert!(m.grows_down);
+        let heap = parse_maps_line("55d0a000-55d2b000 rw-p 00000000 00:00 0   [heap]").unwrap();
+        assert!(!heap.grows_down);
+    }
+
+    #[test]
+    fn main_stack_floor_is_below_its_mapping_other_floors_are_their_start() {
+        let maps = [
+            parse_maps_line("1000-5000 rw-p 00000000 00:00 0").unwrap(),
+            parse_maps_line("7ffd1000-7ffd3000 rw-p 00000000 00:00 0 [stack]").unwrap(),
+        ];
+        let regions = writable_regions(&maps);
+        assert_eq!(regions[0].floor, 0x1000);
+        assert!(regions[1].floor < 0x7ffd1000);
     }
 }

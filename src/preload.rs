@@ -18,7 +18,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 #[ctor::ctor]
 fn on_load() {
-    if !loaded_by_ld_preload() {
+    if secure_execution() || !loaded_by_ld_preload() {
         return;
     }
     guarded(|| {
@@ -163,6 +163,14 @@ fn guarded(body: impl FnOnce()) {
     if panic::catch_unwind(AssertUnwindSafe(body)).is_err() {
         eprintln!("stacksample: internal error (panic); profiling is off");
     }
+}
+
+/// True in a secure-execution process (set-user-ID, set-group-ID, file capabilities): its
+/// environment was chosen by a less privileged user, so the library reads no setting from it,
+/// starts no thread and writes no file.
+fn secure_execution() -> bool {
+    // SAFETY: getauxval has no preconditions; it returns 0 for an absent entry.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
 /// True when this code runs in `libstacksample*.so` and `LD_PRELOAD` names that file: the

@@ -14,6 +14,7 @@ pub const PREFIX: &str = "STACKSAMPLE_";
 const TID: &str = "STACKSAMPLE_TID";
 const INTERVAL: &str = "STACKSAMPLE_INTERVAL";
 const MAXDEPTH: &str = "STACKSAMPLE_MAXDEPTH";
+const MAX_STACKS: &str = "STACKSAMPLE_MAX_STACKS";
 const OUTPUT: &str = "STACKSAMPLE_OUTPUT";
 const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
 const FORMAT: &str = "STACKSAMPLE_FORMAT";
@@ -28,7 +29,7 @@ const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
 /// Where the `stacksample` command finds the library; set in a shell, it must not stop a
 /// program that the library is preloaded into by hand.
 const LIB: &str = "STACKSAMPLE_LIB";
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 16] = [
     LIB,
     SIGNAL,
     FOLLOW,
@@ -39,6 +40,7 @@ const KNOWN: [&str; 15] = [
     TID,
     INTERVAL,
     MAXDEPTH,
+    MAX_STACKS,
     OUTPUT,
     DUMP_SIGNAL,
     FORMAT,
@@ -55,6 +57,10 @@ pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// Each sample slot preallocates this many frames; keeps slot memory under 512 KiB.
 pub const MAX_MAX_DEPTH: usize = 65_536;
 pub const DEFAULT_OUTPUT: &str = "stacksample.%p";
+/// Distinct stacks kept before new ones are dropped (and counted): about 2.6 KB each for
+/// stacks 25 frames deep at the moment a profile is written (README, "Memory").
+pub const DEFAULT_MAX_STACKS: usize = 100_000;
+const MAX_STACKS_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000_000;
 
 /// Which thread a user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +136,8 @@ pub struct Settings {
     pub threads: Vec<ThreadChoice>,
     pub interval: Duration,
     pub max_depth: usize,
+    /// Distinct stacks the drain keeps; samples of further stacks are dropped and counted.
+    pub max_stacks: usize,
     /// Output path prefix; `.txt` and `.folded` are appended.
     pub output_prefix: PathBuf,
     /// The prefix before `%p` was replaced, for forked children.
@@ -161,6 +169,7 @@ impl Settings {
             threads,
             interval: DEFAULT_INTERVAL,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_stacks: DEFAULT_MAX_STACKS,
             output_template: output_prefix.clone(),
             output_prefix,
             dump_signal: Some(libc::SIGUSR2),
@@ -240,6 +249,7 @@ impl Settings {
                 MODE => settings.mode = parse_mode(&value)?,
                 INTERVAL => settings.interval = parse_interval(&value)?,
                 MAXDEPTH => settings.max_depth = parse_max_depth(&value)?,
+                MAX_STACKS => settings.max_stacks = parse_max_stacks(&value)?,
                 OUTPUT => {
                     settings.output_prefix = parse_output(&value, pid, start_dir)?;
                     settings.output_template = start_dir.join(&value);
@@ -411,6 +421,22 @@ pub fn parse_duration(
         return Err(Error::setting(name, value, problem, hint));
     }
     Ok(interval)
+}
+
+fn parse_max_stacks(value: &str) -> Result<usize, Error> {
+    match value.trim().parse::<usize>() {
+        Ok(count) if MAX_STACKS_RANGE.contains(&count) => Ok(count),
+        _ => Err(Error::setting(
+            MAX_STACKS,
+            value,
+            format!(
+                "must be a whole number from {} to {}",
+                MAX_STACKS_RANGE.start(),
+                MAX_STACKS_RANGE.end()
+            ),
+            format!("the default is {DEFAULT_MAX_STACKS}"),
+        )),
+    }
 }
 
 fn parse_max_depth(value: &str) -> Result<usize, Error> {
@@ -634,10 +660,62 @@ mod tests {
     #[test]
     fn depth_and_unknown_names() {
         assert_eq!(parse(&[(MAXDEPTH, "500")]).unwrap().max_depth, 500);
+        assert_eq!(parse(&[(MAX_STACKS, "2000")]).unwrap().max_stacks, 2000);
+        assert!(parse(&[(MAX_STACKS, "99")]).is_err());
         for bad in ["0", "x", "1000000"] {
             assert!(parse(&[(MAXDEPTH, bad)]).is_err(), "{bad}");
         }
         let err = parse(&[("STACKSAMPLE_INTERVALL", "10ms")]).unwrap_err();
         assert!(err.to_string().contains("STACKSAMPLE_INTERVALL"));
+    }
+
+    /// Every rejection is one `stacksample:` line that names the setting and says what to do.
+    fn assert_explained(result: Result<Settings, Error>) {
+        let Err(error) = result else {
+            return;
+        };
+        let line = error.to_string();
+        assert!(line.starts_with("stacksample: "), "{line}");
+        assert!(line.contains("STACKSAMPLE_"), "{line}");
+        assert!(!line.contains('\n'), "{line:?}");
+        if let Error::Setting { problem, hint, .. } = &error {
+            assert!(
+                !problem.trim().is_empty() && !hint.trim().is_empty(),
+                "{line}"
+            );
+        }
+    }
+
+    /// Values that look almost right: numbers, units, lists, globs, paths, signal names.
+    fn near_values() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let fragment = prop_oneof![
+            "[0-9]{1,25}",
+            Just("-".to_owned()),
+            Just(".".to_owned()),
+            Just(",".to_owned()),
+            "(ms|us|s|ns|h|Hz|kHz)",
+            "(main|all|SIG|USR2|PROF|RTMIN|RTMAX|\\+|txt|svg|pprof|wall|cpu|on|off|\\*|\\[|/)",
+            "\\PC{0,4}",
+        ];
+        prop::collection::vec(fragment, 0..6).prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        #[test]
+        fn any_value_of_any_setting_parses_or_is_explained(
+            value in proptest::prop_oneof![near_values(), "\\PC*", ".*"],
+        ) {
+            for name in KNOWN {
+                assert_explained(parse(&[(name, &value)]));
+            }
+        }
+
+        #[test]
+        fn any_name_parses_or_is_explained(name in "STACKSAMPLE_\\PC*", value in ".*") {
+            assert_explained(parse(&[(&name, &value)]));
+        }
     }
 }

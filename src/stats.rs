@@ -33,6 +33,8 @@ pub struct Stats {
     pub unwind_error: AtomicU64,
     /// Samples whose stack pointer was in no known mapping (leaf only).
     pub unknown_stack: AtomicU64,
+    /// Samples taken leaf-only because the thread's stack was nearly full.
+    pub stack_too_small: AtomicU64,
     /// Samples of threads blocked in a system call, unwound without a signal.
     pub blocked_unwound: AtomicU64,
     /// Samples of threads still blocked in the same call, counted again without unwinding.

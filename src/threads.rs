@@ -80,6 +80,13 @@ pub fn wake_on_time() {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }
 
+/// Nanoseconds thread `tid` has spent runnable but waiting for a CPU (the second field of
+/// `/proc/self/task/<tid>/schedstat`).
+pub fn run_queue_wait(tid: i32) -> Option<u64> {
+    let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
 pub fn name(tid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;

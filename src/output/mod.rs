@@ -10,8 +10,9 @@ mod speedscope;
 mod svg;
 mod text;
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -99,17 +100,96 @@ fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), Error> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = File::create(&temporary).and_then(|file| {
-        let mut out = BufWriter::new(file);
-        fill(&mut out)?;
-        out.flush()
-    });
-    if let Err(error) = result.and_then(|()| std::fs::rename(&temporary, path)) {
+    let (temporary, file) =
+        create_temporary(path).map_err(|error| Error::io("write profile", path, error))?;
+    let mut out = BufWriter::new(file);
+    let result = fill(&mut out)
+        .and_then(|()| out.flush())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = result {
         let _ = std::fs::remove_file(&temporary);
         return Err(Error::io("write profile", path, error));
     }
     Ok(())
+}
+
+/// Attempts at a fresh temporary name before giving up: another file already holding the
+/// name is never opened, so a planted one costs an attempt, not the profile.
+const TEMPORARY_ATTEMPTS: u32 = 8;
+
+/// Creates a new file `<path>.tmp<pid>.<n>` beside `path`: exclusively (`O_EXCL`), never
+/// through a symbolic link (`O_NOFOLLOW`), with mode 0644 less the umask. Renaming it over
+/// `path` later replaces whatever entry is there (a symbolic link itself, not its target).
+fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
+    let mut last_error = None;
+    for attempt in 0..TEMPORARY_ATTEMPTS {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".tmp{}.{attempt}", std::process::id()));
+        let temporary = PathBuf::from(temporary);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temporary)
+        {
+            Ok(file) => return Ok((temporary, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+        write_atomically(path, |out| out.write_all(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_symlink_at_the_final_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("profile.txt");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_text(&path, "profile").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "profile");
+    }
+
+    #[test]
+    fn planted_temporaries_are_neither_followed_nor_overwritten_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("profile.txt");
+        let planted = |n: u32| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".tmp{}.{n}", std::process::id()));
+            PathBuf::from(name)
+        };
+        std::os::unix::fs::symlink(&victim, planted(0)).unwrap();
+        std::fs::write(planted(1), "theirs").unwrap();
+        write_text(&path, "profile").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(planted(1)).unwrap(), "theirs");
+        assert!(std::fs::symlink_metadata(planted(0)).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "profile");
+
+        for n in 2..TEMPORARY_ATTEMPTS {
+            std::fs::write(planted(n), "theirs").unwrap();
+        }
+        std::fs::remove_file(&path).unwrap();
+        let error = write_text(&path, "profile").unwrap_err().to_string();
+        assert!(error.contains("profile.txt"), "{error}");
+        assert!(!path.exists());
+        for n in 1..TEMPORARY_ATTEMPTS {
+            assert_eq!(std::fs::read_to_string(planted(n)).unwrap(), "theirs");
+        }
+    }
 }

@@ -96,8 +96,8 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only)",
-        c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack
+        "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only); {} with too little stack left (leaf only)",
+        c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack, c.stack_too_small
     )?;
     writeln!(
         out,

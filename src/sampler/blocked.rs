@@ -88,6 +88,10 @@ impl Sampler {
             cpu_now.saturating_sub(before) < self.interval.as_nanos() as u64 / 2
         });
         let mut state = self.syscall_state(tid);
+        // Little CPU but not in a call: on a busy machine that is a thread waiting for a CPU,
+        // which a signal cannot push into EINTR; sampled like any running thread.
+        let mostly_blocked = mostly_blocked
+            && !(matches!(state, Some(SyscallState::Running)) && self.waiting_for_cpu(tid));
         for _ in 0..BLOCK_WAIT_TRIES {
             if !mostly_blocked || matches!(state, Some(SyscallState::Blocked { .. })) {
                 break;
@@ -106,6 +110,22 @@ impl Sampler {
             _ if mostly_blocked => Blocking::BetweenCalls,
             _ => Blocking::Running,
         }
+    }
+
+    /// Whether thread `tid` spent at least half the time since it was last looked at here
+    /// runnable but waiting for a CPU; false at the first look.
+    fn waiting_for_cpu(&mut self, tid: i32) -> bool {
+        let now = crate::signal::futex::monotonic_nanos();
+        let Some(waited) = threads::run_queue_wait(tid) else {
+            return false;
+        };
+        let Some(target) = self.targets.get_mut(&tid) else {
+            return false;
+        };
+        let before = target.run_queue_seen.replace((now, waited));
+        before.is_some_and(|(then, waited_before)| {
+            waited.saturating_sub(waited_before).saturating_mul(2) >= now.saturating_sub(then)
+        })
     }
 
     /// Reads `/proc/self/task/<tid>/syscall`, keeping it open while few threads are sampled

@@ -123,6 +123,8 @@ struct Target {
     name_read: u64,
     /// Its CPU time at the last tick (CPU mode).
     cpu_seen: Option<u64>,
+    /// When it was last looked at for time spent waiting for a CPU, and that time.
+    run_queue_seen: Option<(u64, u64)>,
     /// Its last sample while blocked in a system call, to count again while it stays blocked.
     blocked: Option<Blocked>,
     /// Where to look whether it is blocked (wall mode), opened at its first tick.
@@ -136,6 +138,7 @@ impl Target {
             busy: false,
             name_read: now,
             cpu_seen: None,
+            run_queue_seen: None,
             blocked: None,
             syscall_file: None,
         }
@@ -607,6 +610,7 @@ impl Sampler {
                 self.refresh_wanted = true;
                 Some(&self.stats.unknown_stack)
             }
+            StopReason::StackTooSmall => Some(&self.stats.stack_too_small),
         };
         if let Some(counter) = counter {
             Stats::add(counter, 1);

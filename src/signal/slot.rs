@@ -47,6 +47,9 @@ pub enum StopReason {
     UnwindError,
     /// The stack pointer was in no memory the profiler knew; only the leaf was taken.
     UnknownStack,
+    /// The thread's stack had too little room left below the handler to unwind safely;
+    /// only the leaf was taken.
+    StackTooSmall,
 }
 
 /// What the handler writes; owned by the handler while WRITING, by the sampler otherwise.

@@ -81,6 +81,7 @@ fn add_counters(into: &mut Counters, from: &Counters) {
         depth_limit,
         unwind_error,
         unknown_stack,
+        stack_too_small,
         blocked_unwound,
         blocked_repeated,
         idle_skipped,
@@ -99,6 +100,7 @@ fn add_counters(into: &mut Counters, from: &Counters) {
     into.depth_limit += depth_limit;
     into.unwind_error += unwind_error;
     into.unknown_stack += unknown_stack;
+    into.stack_too_small += stack_too_small;
     into.blocked_unwound += blocked_unwound;
     into.blocked_repeated += blocked_repeated;
     into.idle_skipped += idle_skipped;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The long part of the reliability gauntlet (preload-test/gauntlet.rs):
+#   1. the time-scaled gauntlet cases at full length (STACKSAMPLE_GAUNTLET_LONG=1: the
+#      interrupted allocator for 20 s at 10 kHz, a million distinct stacks at the default
+#      table size, ...), unless SOAK_ONLY=1;
+#   2. a soak: a four-thread allocating program profiled at 1 kHz with every thread sampled
+#      for SOAK_SECONDS (default 600), beside the same program run plain. Their resident
+#      memory is read every 10 s; the script prints the slopes after a one-minute warm-up
+#      (profiled minus plain is the library's) and what the profile says was lost, and
+#      fails if the library's memory grew by more than its new distinct stacks explain
+#      (1 KB each, plus 1 MB), if any sample was dropped because
+#      the drain fell behind, or if more than 1% of ticks were lost to the sampler falling
+#      behind (a machine busy with other work delays the sampler thread now and then).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${SOAK_SECONDS:-600}
+warmup=$((seconds < 120 ? seconds / 4 : 60))
+
+scripts/install-deps.sh
+cargo build --release
+if [[ ${SOAK_ONLY:-0} != 1 ]]; then
+    STACKSAMPLE_GAUNTLET_LONG=1 cargo test --release --test preload gauntlet -- --test-threads=1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cc -O2 -g -o "$work/alloc_storm" preload-test/programs/alloc_storm.c -lpthread
+# The same program runs plain beside the profiled one: the difference of the two slopes is
+# the library's (the program's own heap moves a little too).
+"$work/alloc_storm" 4 "$seconds" >"$work/plain-stdout" &
+plain=$!
+LD_PRELOAD="$PWD/target/release/libstacksample.so" STACKSAMPLE_TID=all \
+    STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT="$work/soak" \
+    "$work/alloc_storm" 4 "$seconds" >"$work/stdout" &
+pid=$!
+started=$(date +%s)
+: >"$work/rss"
+: >"$work/plain-rss"
+while kill -0 "$pid" 2>/dev/null; do
+    at=$(($(date +%s) - started))
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    [[ -n $rss ]] && echo "$at $rss" >>"$work/rss"
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$plain/status" 2>/dev/null || true)
+    [[ -n $rss ]] && echo "$at $rss" >>"$work/plain-rss"
+    sleep 10
+done
+wait "$pid"
+wait "$plain"
+grep -qx "done 4" "$work/stdout"
+
+# Least-squares slope of resident memory after the warm-up, in KB per minute.
+slope_of() {
+    awk -v warmup="$warmup" '$1 >= warmup { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
+        END { if (n < 2) { print "nan"; exit } d = n * sxx - sx * sx; printf "%.1f", d ? 60 * (n * sxy - sx * sy) / d : 0 }' "$1"
+}
+echo "resident memory, profiled (seconds, KB):"
+tr '\n' ' ' <"$work/rss"
+echo
+profiled_slope=$(slope_of "$work/rss")
+plain_slope=$(slope_of "$work/plain-rss")
+slope=$(awk -v a="$profiled_slope" -v b="$plain_slope" 'BEGIN { printf "%.1f", a - b }')
+echo "slope after ${warmup} s of warm-up: profiled ${profiled_slope} KB/min, plain ${plain_slope} KB/min, library ${slope} KB/min"
+echo "distinct stacks in the profile: $(wc -l <"$work/soak.folded")"
+grep -E '^(samples|missed|dropped|truncated|handler time):' "$work/soak.txt"
+
+behind=$(sed -n 's/^missed:.*sampler behind schedule: \([0-9]*\).*/\1/p' "$work/soak.txt")
+drain_behind=$(sed -n 's/^dropped:.*drain behind: \([0-9]*\).*/\1/p' "$work/soak.txt")
+# Memory may grow only with new distinct stacks (about 0.7 KB each, bounded by
+# STACKSAMPLE_MAX_STACKS): allowed 1 KB per distinct stack plus 1 MB after the warm-up.
+stacks=$(wc -l <"$work/soak.folded")
+minutes=$(awk -v s="$seconds" -v w="$warmup" 'BEGIN { print (s - w) / 60 }')
+awk -v s="$slope" -v m="$minutes" -v n="$stacks" 'BEGIN { exit !(s != "nan" && s * m <= n + 1024) }' ||
+    { echo "FAIL: resident memory grows by ${slope} KB/min, more than ${stacks} distinct stacks explain"; exit 1; }
+((drain_behind == 0)) || { echo "FAIL: ${drain_behind} samples dropped, drain behind"; exit 1; }
+requested=$(sed -n 's/^samples:.* of \([0-9]*\) requested.*/\1/p' "$work/soak.txt")
+echo "sampler behind schedule: ${behind} of $((requested + behind)) thread ticks"
+((behind * 100 <= requested)) ||
+    { echo "FAIL: more than 1% of ticks lost to the sampler falling behind"; exit 1; }
+echo "soak passed"
