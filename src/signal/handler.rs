@@ -115,7 +115,7 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
     match (unsafe { snapshot.as_ref() }, interrupted_registers(context)) {
         (Some(snapshot), Some(regs)) => {
             data.generation = snapshot.generation;
-            if room_to_unwind(snapshot) {
+            if room_to_unwind(snapshot, context) {
                 unwind(snapshot, regs, data);
             } else {
                 leaf_only(regs, data);
@@ -138,31 +138,27 @@ const UNWIND_STACK_NEED: u64 = 20 * 1024;
 /// Whether the stack this handler runs on has room for the unwinding below the handler's
 /// frame: a thread with a small stack that is close to its end gets a leaf-only sample rather
 /// than an overflow.
-fn room_to_unwind(snapshot: &UnwindSnapshot) -> bool {
+fn room_to_unwind(snapshot: &UnwindSnapshot, context: *const libc::c_void) -> bool {
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as u64;
-    let floor = alternate_stack_floor(here).or_else(|| snapshot.stack_floor(here));
+    let floor = alternate_stack_floor(context, here).or_else(|| snapshot.stack_floor(here));
     // A stack in no known mapping ends the walk at its first frame (unknown stack), before
     // any deep call.
     floor.is_none_or(|floor| here.saturating_sub(floor) >= UNWIND_STACK_NEED)
 }
 
-/// Low end of the alternate signal stack, if the handler runs on it.
-fn alternate_stack_floor(here: u64) -> Option<u64> {
-    let mut current = libc::stack_t {
-        ss_sp: std::ptr::null_mut(),
-        ss_flags: 0,
-        ss_size: 0,
-    };
-    // SAFETY: sigaltstack with a null new stack only reports the current one; it is an
-    // async-signal-safe system call.
-    if unsafe { libc::sigaltstack(std::ptr::null(), &mut current) } != 0
-        || current.ss_flags & libc::SS_ONSTACK == 0
-    {
+/// Low end of the alternate signal stack, if the handler runs on it. Our action has no
+/// `SA_ONSTACK`, so it runs there only when the interrupted code did (a handler of the
+/// program's); the kernel then saved that stack, flagged `SS_ONSTACK`, in the context, which
+/// spares a `sigaltstack` call per sample.
+fn alternate_stack_floor(context: *const libc::c_void, here: u64) -> Option<u64> {
+    // SAFETY: for SA_SIGINFO handlers the kernel passes a valid ucontext_t.
+    let saved = unsafe { (context as *const libc::ucontext_t).as_ref() }?.uc_stack;
+    if saved.ss_flags & libc::SS_ONSTACK == 0 {
         return None;
     }
-    let low = current.ss_sp as u64;
-    let high = low.checked_add(current.ss_size as u64)?;
+    let low = saved.ss_sp as u64;
+    let high = low.checked_add(saved.ss_size as u64)?;
     (low..high).contains(&here).then_some(low)
 }
 
