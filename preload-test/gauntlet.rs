@@ -179,6 +179,24 @@ fn a_nearly_full_small_stack_gets_leaf_only_samples() {
     assert!(at_the_end >= 10, "{}", report.text);
 }
 
+/// A handler of the program running on a small alternate stack inside a heap block: the
+/// stack's end comes from the context the kernel saved, not from the mapping (the heap), so
+/// the samples taken there are leaf-only and nothing below the stack is written.
+#[test]
+fn a_small_alternate_stack_in_the_heap_gets_leaf_only_samples() {
+    let exe = build("small_stack", &["-O2"]);
+    let env = [("STACKSAMPLE_INTERVAL", "1ms"), CPU_MODE];
+    let run = run(&exe, &["altstack", &seconds(1.0, 5.0)], &env, true);
+    assert_clean_exit(&run, "below the alternate stack: 0 bytes overwritten\n");
+    let report = run.report();
+    let short = report.detail("truncated", "with too little stack left");
+    let on_it = run
+        .folded()
+        .count(|f| f.last().unwrap() == "spin_on_small_altstack" && f.len() == 1);
+    assert!(short >= 10, "{}", report.text);
+    assert!(on_it >= 10, "{}", report.text);
+}
+
 /// What the handler and the kernel's signal frame write below the interrupted frame, and
 /// what the handler's check assumes (`UNWIND_STACK_NEED`, 20 KB, plus 4 KB for the kernel's
 /// signal frame with the largest register state, and what sits above the check).

@@ -1,10 +1,13 @@
 /* A thread with a 32 KB stack that recurses until only a given number of bytes of its stack
  * are left, then runs there while it is sampled; or, with "measure", a thread with a large
  * stack that paints the unused part, runs a while, and prints how deep below its frame the
- * stack was written (by the signal frames and handlers that interrupted it).
- * Args: "near-end" room_bytes seconds | "measure" seconds. */
+ * stack was written (by the signal frames and handlers that interrupted it); or, with
+ * "altstack", a signal handler that runs for a while on an 8 KB alternate stack carved from
+ * a heap block whose lower part is painted, and prints whether that paint survived.
+ * Args: "near-end" room_bytes seconds | "measure" seconds | "altstack" seconds. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +80,44 @@ static void *measure(void *arg) {
     return NULL;
 }
 
+#define ALTSTACK_SIZE 8192
+#define BELOW_ALTSTACK 32768
+
+__attribute__((noinline)) static void spin_on_small_altstack(int signal) {
+    (void)signal;
+    double end = now() + seconds;
+    while (now() < end)
+        for (int i = 0; i < 10000; i++)
+            sink++;
+}
+
+/* The alternate stack lies inside one heap mapping, so only the stack the kernel saved for
+ * the handler tells where it ends; whatever is written past that end lands in the paint. */
+static int run_on_small_altstack(void) {
+    uint8_t *block = malloc(BELOW_ALTSTACK + ALTSTACK_SIZE);
+    if (!block)
+        return 99;
+    memset(block, PAINT, BELOW_ALTSTACK);
+    stack_t alternate = {.ss_sp = block + BELOW_ALTSTACK, .ss_size = ALTSTACK_SIZE};
+    struct sigaction action = {.sa_handler = spin_on_small_altstack, .sa_flags = SA_ONSTACK};
+    sigemptyset(&action.sa_mask);
+    if (sigaltstack(&alternate, NULL) != 0 || sigaction(SIGUSR1, &action, NULL) != 0)
+        return 98;
+    raise(SIGUSR1);
+    size_t overwritten = 0;
+    for (size_t i = 0; i < BELOW_ALTSTACK; i++)
+        overwritten += block[i] != PAINT;
+    printf("below the alternate stack: %zu bytes overwritten\n", overwritten);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3)
         return 2;
+    if (strcmp(argv[1], "altstack") == 0) {
+        seconds = atof(argv[2]);
+        return run_on_small_altstack();
+    }
     int measuring = strcmp(argv[1], "measure") == 0;
     if (measuring)
         seconds = atof(argv[2]);
