@@ -147,14 +147,13 @@ fn room_to_unwind(snapshot: &UnwindSnapshot, context: *const libc::c_void) -> bo
     floor.is_none_or(|floor| here.saturating_sub(floor) >= UNWIND_STACK_NEED)
 }
 
-/// Low end of the alternate signal stack, if the handler runs on it. Our action has no
-/// `SA_ONSTACK`, so it runs there only when the interrupted code did (a handler of the
-/// program's); the kernel then saved that stack, flagged `SS_ONSTACK`, in the context, which
-/// spares a `sigaltstack` call per sample.
+/// Low end of the alternate signal stack, if the handler runs on it. The kernel saves the
+/// thread's alternate stack in the context (its `SS_ONSTACK` flag is not reliable there: 0
+/// was seen for code running on it), which spares a `sigaltstack` call per sample.
 fn alternate_stack_floor(context: *const libc::c_void, here: u64) -> Option<u64> {
     // SAFETY: for SA_SIGINFO handlers the kernel passes a valid ucontext_t.
     let saved = unsafe { (context as *const libc::ucontext_t).as_ref() }?.uc_stack;
-    if saved.ss_flags & libc::SS_ONSTACK == 0 {
+    if saved.ss_flags & libc::SS_DISABLE != 0 {
         return None;
     }
     let low = saved.ss_sp as u64;
