@@ -11,18 +11,19 @@
 //! ## How a sample travels
 //!
 //! ```text
-//!  preload (ctor) ─ settings ─> session ─┬─ modules: dl_iterate_phdr -> framehop unwinder snapshot
-//!                                        ├─ signal::install: SIGPROF + dump signal handlers
+//!  preload (ctor) ─ settings ─> session ─┬─ signal::install: SIGPROF + dump signal handlers
 //!                                        └─ threads: sampler, drain
 //!
 //!  sampler thread                 target thread (signal context)         drain thread
 //!  ──────────────                 ──────────────────────────────         ────────────
+//!  first tick: modules (dl_iterate_phdr -> framehop unwinder snapshot; again on dlopen)
 //!  arm slot (seq) ──SIGPROF──────> handler: claim slot, unwind with
-//!  futex wait <──── wake ──────── framehop into preallocated frames,
+//!                                  framehop into preallocated frames,
+//!  next tick: collect DONE slot <─ publish slot (wakes nobody)
 //!  copy frames ──crossbeam──────────────────────────────────────────────> aggregate by
-//!  (module refresh on dlopen)                                             raw addresses
+//!                                                                         raw addresses
 //!                              dump signal / exit ──────────────────────> symbolize, write
-//!                                                                         .txt and .folded
+//!                                                                         every format
 //! ```
 //!
 //! - [`settings`]: `STACKSAMPLE_*` variables -> [`settings::Settings`].

@@ -1,10 +1,10 @@
 //! The loaded objects of the process: unwind data for the handler, names for the drain.
 //!
-//! Runs on the sampler thread (and once on the starting thread). From the loader's list
-//! (`dl_iterate_phdr`, with nothing allocated under its lock) it takes the executable, the
-//! shared libraries, ld.so and the vdso; from each it copies `.eh_frame_hdr` and `.eh_frame`
-//! (with checked reads) into memory it owns, so a `dlclose` cannot unmap what the handler
-//! reads. The result is published twice per generation:
+//! Runs on the sampler thread, at its first tick and after libraries come or go. From the
+//! loader's list (`dl_iterate_phdr`, with nothing allocated under its lock) it takes the
+//! executable, the shared libraries, ld.so and the vdso; from each it copies `.eh_frame_hdr`
+//! and `.eh_frame` (with checked reads) into memory it owns, so a `dlclose` cannot unmap what
+//! the handler reads. The result is published twice per generation:
 //! - an [`UnwindSnapshot`] for the signal handler (framehop unwinder, writable mappings that
 //!   bound stack reads);
 //! - a [`ModuleMap`] for the drain, kept per generation so samples taken before an unload
