@@ -170,13 +170,7 @@ fn a_nearly_full_small_stack_gets_leaf_only_samples() {
     ];
     let run = run(&exe, &["near-end", "8192", &seconds(2.0, 10.0)], &env, true);
     assert_clean_exit(&run, "done\n");
-    let report = run.report();
-    let short = report.detail("truncated", "with too little stack left");
-    let at_the_end = run
-        .folded()
-        .count(|f| f.last().unwrap() == "spin_near_the_end" && f.len() == 1);
-    assert!(short >= 10, "{}", report.text);
-    assert!(at_the_end >= 10, "{}", report.text);
+    assert_leaf_only_samples(&run, "spin_near_the_end");
 }
 
 /// A handler of the program running on a small alternate stack inside a heap block: the
@@ -188,13 +182,18 @@ fn a_small_alternate_stack_in_the_heap_gets_leaf_only_samples() {
     let env = [("STACKSAMPLE_INTERVAL", "1ms"), CPU_MODE];
     let run = run(&exe, &["altstack", &seconds(1.0, 5.0)], &env, true);
     assert_clean_exit(&run, "below the alternate stack: 0 bytes overwritten\n");
+    assert_leaf_only_samples(&run, "spin_on_small_altstack");
+}
+
+/// At least ten samples were cut to their leaf for lack of stack, `leaf` alone on them.
+fn assert_leaf_only_samples(run: &crate::support::Run, leaf: &str) {
     let report = run.report();
     let short = report.detail("truncated", "with too little stack left");
-    let on_it = run
+    let leaf_only = run
         .folded()
-        .count(|f| f.last().unwrap() == "spin_on_small_altstack" && f.len() == 1);
+        .count(|f| f.last().unwrap() == leaf && f.len() == 1);
     assert!(short >= 10, "{}", report.text);
-    assert!(on_it >= 10, "{}", report.text);
+    assert!(leaf_only >= 10, "{}", report.text);
 }
 
 /// What the handler and the kernel's signal frame write below the interrupted frame, and
