@@ -26,7 +26,6 @@ use crate::threads;
 use super::entries::UNKNOWN;
 use super::python;
 use super::run::{RunOptions, SamplingRun};
-use super::timer::{DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};
 
 /// Batches of samples the drain may be behind by before new ones are dropped (and counted).
 const DRAIN_BACKLOG: usize = 64;
@@ -110,11 +109,7 @@ impl Profiler {
     /// A profiler for kernel thread `tid` at the seed API's defaults (50 ms, 100 frames).
     pub fn new(tid: i32) -> Profiler {
         Profiler {
-            options: RunOptions {
-                tid,
-                interval: DEFAULT_INTERVAL,
-                max_depth: DEFAULT_MAX_DEPTH,
-            },
+            options: RunOptions::seed_defaults(tid),
             stats: Arc::new(Stats::default()),
             run: None,
             drain: None,

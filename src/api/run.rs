@@ -37,6 +37,15 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Thread `tid` at the seed API's defaults (50 ms, 100 frames).
+    pub fn seed_defaults(tid: i32) -> RunOptions {
+        RunOptions {
+            tid,
+            interval: super::DEFAULT_INTERVAL,
+            max_depth: super::DEFAULT_MAX_DEPTH,
+        }
+    }
+
     /// Checks the options against the engine's limits.
     pub fn validate(&self) -> Result<(), Error> {
         if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&self.interval) {

@@ -63,11 +63,7 @@ impl Timer {
     /// at the seed API's defaults: every 50 ms, 100 frames, interpreter frames shown.
     pub fn new(tid: i32, callback: impl FnMut(&[StackEntry]) + Send + 'static) -> Timer {
         Timer {
-            options: RunOptions {
-                tid,
-                interval: DEFAULT_INTERVAL,
-                max_depth: DEFAULT_MAX_DEPTH,
-            },
+            options: RunOptions::seed_defaults(tid),
             show_python: true,
             callback: Some(Box::new(callback)),
             running: None,
