@@ -32,7 +32,10 @@ use crate::threads::{self, Selector, SyscallFile};
 const MIN_RESPONSE_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
 /// A stack outside every known mapping makes us re-read `/proc/self/maps`, at most this often.
-const MIN_FORCED_REFRESH_GAP: Duration = Duration::from_millis(100);
+/// A read can miss a mapping that changes meanwhile (a program that maps and unmaps memory
+/// all the time, as tcmalloc does), so a stack can drop out of one read and be back in the
+/// next.
+const MIN_FORCED_REFRESH_GAP: Duration = Duration::from_millis(10);
 /// The memory map the handler bounds stack reads with is re-read at least this often.
 const REGIONS_MAX_AGE: Duration = Duration::from_secs(1);
 /// Samples sent to the drain together: one wake-up of the drain per batch, not per sample.
@@ -459,7 +462,7 @@ impl Sampler {
     }
 
     /// Rebuilds the snapshot when libraries come or go; otherwise re-reads the memory map
-    /// when a stack was outside it (at most every 100 ms) or a second has passed, so stack
+    /// when a stack was outside it (at most every 10 ms) or a second has passed, so stack
     /// reads are bounded by mappings at most that old.
     fn refresh_modules(&mut self, now: u64) {
         if let Some(generation) = self.registry.refresh() {
