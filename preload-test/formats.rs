@@ -148,7 +148,30 @@ fn json_has_the_get_result_shape() {
     let stacks = json["stacks"].as_array().unwrap();
     let counted: u64 = stacks.iter().map(|s| s["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, report.samples());
-    assert!(stacks.iter().all(|s| s["frames"][0] == "_start"));
+    // A complete stack reaches the root; an incomplete one says why, and only rarely.
+    let complete = |s: &&serde_json::Value| s["stop"] == "complete";
+    let not_from_start: Vec<_> = stacks
+        .iter()
+        .filter(complete)
+        .filter(|s| s["frames"][0] != "_start")
+        .collect();
+    assert!(not_from_start.is_empty(), "{not_from_start:#?}");
+    let incomplete: Vec<_> = stacks.iter().filter(|s| !complete(s)).collect();
+    let incomplete_samples: u64 = incomplete
+        .iter()
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        incomplete_samples * 100 <= report.samples(),
+        "{incomplete:#?}"
+    );
+    for stack in &incomplete {
+        let stop = stack["stop"].as_str().unwrap();
+        assert!(
+            ["unwind_error", "unknown_stack", "stack_too_small"].contains(&stop),
+            "{stack:#?}"
+        );
+    }
     let modules = json["modules"].as_array().unwrap();
     let exe = modules.iter().find(|m| m["name"] == "hotO2").unwrap();
     let id = exe["build_id"].as_str().unwrap();

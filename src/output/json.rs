@@ -1,6 +1,7 @@
 //! `<prefix>.json`: the seed API's `get_result()` for scripts: every function with its start
 //! address (as stated in its module), name, module, total and self counts, largest total
-//! first; every distinct stack (root first) with its thread and count; and every module
+//! first; every distinct stack (root first) with its thread, count and why its unwinding
+//! ended; and every module
 //! with its path and build id.
 
 use std::io::{self, Write};
@@ -46,7 +47,10 @@ struct StackEntry<'p> {
     thread: i32,
     frames: Vec<&'p str>,
     count: u64,
+    /// Cut at the depth limit (kept for scripts written against earlier files).
     truncated: bool,
+    /// Why unwinding ended: anything but "complete" means outer frames are missing.
+    stop: &'static str,
 }
 
 impl Writer for Json {
@@ -74,6 +78,7 @@ impl Writer for Json {
                 frames: profile.stack_names(stack).collect(),
                 count: stack.count,
                 truncated: stack.truncated(),
+                stop: stack.stop.label(),
             })
             .collect();
         let document = Document {

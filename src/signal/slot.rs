@@ -52,6 +52,19 @@ pub enum StopReason {
     StackTooSmall,
 }
 
+impl StopReason {
+    /// Name used in the JSON output.
+    pub fn label(self) -> &'static str {
+        match self {
+            StopReason::Complete => "complete",
+            StopReason::DepthLimit => "depth_limit",
+            StopReason::UnwindError => "unwind_error",
+            StopReason::UnknownStack => "unknown_stack",
+            StopReason::StackTooSmall => "stack_too_small",
+        }
+    }
+}
+
 /// What the handler writes; owned by the handler while WRITING, by the sampler otherwise.
 pub struct SlotData {
     pub frames: Box<[u64]>,
