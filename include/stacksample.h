@@ -6,8 +6,9 @@
  * that can fail returns STACKSAMPLE_OK (0) or an error code, and stacksample_last_error()
  * then gives a one-line message for the calling thread.
  *
- * One sampler runs per process: starting a timer or profiler while another one runs, or
- * while the library profiles the process through LD_PRELOAD, fails with STACKSAMPLE_EBUSY.
+ * Timers and profilers may run at the same time, on the same thread or on others, and
+ * beside the library profiling the process through LD_PRELOAD: one sampler serves them all,
+ * and a thread two of them sample at the same moment gets one signal for both.
  */
 #ifndef STACKSAMPLE_H
 #define STACKSAMPLE_H
@@ -22,7 +23,6 @@ extern "C" {
 enum {
     STACKSAMPLE_OK = 0,
     STACKSAMPLE_EINVAL = 1,    /* bad argument: thread id, interval, depth, format, NULL */
-    STACKSAMPLE_EBUSY = 2,     /* another sampler runs in this process */
     STACKSAMPLE_ESYSTEM = 3,   /* a system call or a file failed */
     STACKSAMPLE_EINTERNAL = 4  /* a bug in the library */
 };

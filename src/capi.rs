@@ -19,8 +19,6 @@ use crate::settings::parse_formats;
 pub const STACKSAMPLE_OK: c_int = 0;
 /// An argument cannot be used (bad thread id, interval, depth, format, null pointer).
 pub const STACKSAMPLE_EINVAL: c_int = 1;
-/// Another sampler runs in the process (a timer, a profiler, or the preloaded library).
-pub const STACKSAMPLE_EBUSY: c_int = 2;
 /// A system call or a file failed.
 pub const STACKSAMPLE_ESYSTEM: c_int = 3;
 /// A bug in the library (a caught panic).
@@ -108,7 +106,6 @@ fn code_of(error: &Error) -> c_int {
         Error::Argument { .. } | Error::Setting { .. } | Error::UnknownSetting { .. } => {
             STACKSAMPLE_EINVAL
         }
-        Error::Busy { .. } => STACKSAMPLE_EBUSY,
         Error::Io { .. } | Error::System { .. } => STACKSAMPLE_ESYSTEM,
     }
 }

@@ -36,11 +36,6 @@ pub enum Error {
         value: String,
         hint: &'static str,
     },
-    /// The process's one sampler already serves someone else.
-    Busy {
-        action: &'static str,
-        holder: &'static str,
-    },
 }
 
 impl Error {
@@ -111,10 +106,6 @@ impl fmt::Display for Error {
             Error::Argument { name, value, hint } => {
                 write!(f, "stacksample: {name}={value}: {hint}")
             }
-            Error::Busy { action, holder } => write!(
-                f,
-                "stacksample: cannot {action}: {holder} already samples this process (one sampler per process); stop it first"
-            ),
         }
     }
 }

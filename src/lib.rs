@@ -31,8 +31,11 @@
 //!   `exec`: interposed `exec*` and `_exit`, which write the profile first; `glibc` finds
 //!   the definitions the interposers replace.
 //! - [`session`]: starts and stops one profiling session.
-//! - [`sampler`]: the deadline schedule, requests, timeouts, module refresh, batching;
-//!   `sampler::blocked`: blocked threads sampled without a signal, idle threads in CPU mode.
+//! - [`sampler`]: one sampler thread for every consumer in the process (the session, API
+//!   timers and profilers): deadlines, requests shared by consumers of one thread, timeouts,
+//!   module refresh; `sampler::consumer`: one consumer's threads, schedule, counters and
+//!   batches; `sampler::blocked`: blocked threads sampled without a signal, idle threads in
+//!   CPU mode.
 //! - [`threads`]: which threads to sample (`main`, ids, `all`, name globs), names, masks;
 //!   `thread_start`: interposed `pthread_create`, so new threads are known as they start.
 //! - [`signal`]: handler installation, chaining to the program's own handlers (interposed
@@ -47,7 +50,8 @@
 //! - [`stats`]: what was requested, taken, lost; printed in every report.
 //! - [`api`]: `Timer`, `Profiler` and one-shot stacks from Rust (numba's `stacktrace.tools`
 //!   API); [`capi`]: the same for C through `include/stacksample.h`, and for the Python
-//!   package in `python/` through ctypes. One sampler per process: a second one is refused.
+//!   package in `python/` through ctypes. They run beside each other and beside a preloaded
+//!   session, all served by the one sampler.
 //!
 //! ## From Rust
 //!

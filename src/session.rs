@@ -9,10 +9,10 @@ use crossbeam_channel::{bounded, Sender};
 
 use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
-use crate::sampler::{Owner, Sampler, SamplerClaim};
+use crate::sampler::{Subscriber, Subscription};
 use crate::settings::{Settings, ThreadChoice};
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
-use crate::signal::{self, futex, Control, CONTROL};
+use crate::signal::{self, futex};
 use crate::stats::Stats;
 use crate::threads::{self, Selector};
 
@@ -31,15 +31,14 @@ pub struct Session {
     selector: Selector,
     pool: &'static SlotPool,
     stats: Arc<Stats>,
-    sampler: Option<JoinHandle<()>>,
+    /// Its place with the process's sampler while sampling.
+    sampling: Option<Subscription>,
     to_drain: Sender<DrainMessage>,
-    _claim: SamplerClaim,
 }
 
 impl Session {
     /// Installs the handlers and starts the sampler and drain threads.
     pub fn start(settings: Settings) -> Result<Session, Error> {
-        let claim = SamplerClaim::take(Owner::Session, "start a profiling session")?;
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let selector = selector(&settings, pid);
@@ -77,38 +76,36 @@ impl Session {
             selector,
             pool,
             stats,
-            sampler: None,
+            sampling: None,
             to_drain,
-            _claim: claim,
         };
         session.resume()?;
         Ok(session)
     }
 
-    /// Starts (again) the sampler thread; samples add to what the drain already holds.
+    /// Starts (again) sampling; samples add to what the drain already holds.
     pub fn resume(&mut self) -> Result<(), Error> {
-        if self.sampler.is_some() {
+        if self.sampling.is_some() {
             return Ok(());
         }
-        let sampler = Sampler::new(
-            self.settings.interval,
-            self.settings.mode,
-            self.settings.flush,
-            self.selector.clone(),
-            self.pool,
-            self.to_drain.clone(),
-            self.stats.clone(),
-        );
-        self.sampler = Some(spawn("stacksample-samp", move || sampler.run())?);
+        let subscriber = Subscriber {
+            interval: self.settings.interval,
+            mode: self.settings.mode,
+            flush: self.settings.flush,
+            selector: self.selector.clone(),
+            max_depth: self.settings.max_depth,
+            to_drain: self.to_drain.clone(),
+            stats: self.stats.clone(),
+            answers_dumps: true,
+        };
+        self.sampling = Some(Subscription::join(subscriber, self.pool, false)?);
         Ok(())
     }
 
     /// Stops sampling and writes the profile; `resume` goes on from there (a failed exec).
     pub fn pause(&mut self) -> Result<(), Error> {
-        CONTROL.request(Control::STOP);
-        if let Some(sampler) = self.sampler.take() {
-            let _ = sampler.join();
-        }
+        // Leaving waits until the last samples are on the drain's channel.
+        drop(self.sampling.take());
         let (done, written) = bounded(1);
         let _ = self.to_drain.send(DrainMessage::Dump { done: Some(done) });
         match written.recv_timeout(FINAL_DUMP_TIMEOUT) {

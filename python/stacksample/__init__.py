@@ -3,9 +3,9 @@ a signal handler that allocates nothing and takes no lock; names looked up on an
 thread).
 
 Thread ids may be kernel ids (``threading.get_native_id()``) or ``pthread_t`` values
-(``threading.get_ident()``), as users of numba's ``stacktrace`` pass them. One sampler runs
-per process: starting a Timer or Profiler while another runs, or while the process is
-profiled through ``LD_PRELOAD``, raises ``StacksampleError`` with code ``BUSY``.
+(``threading.get_ident()``), as users of numba's ``stacktrace`` pass them. Timers and
+Profilers may run at once, and beside the library preloaded with ``LD_PRELOAD``: one
+sampler serves them all.
 
 The ``stacktrace`` package of this distribution offers the same things under numba's
 ``stacktrace`` names.
@@ -15,10 +15,9 @@ import ctypes
 import sys
 from collections import namedtuple
 
-from ._native import BUSY, CALLBACK, StacksampleError, check, lib
+from ._native import CALLBACK, StacksampleError, check, lib
 
 __all__ = [
-    "BUSY",
     "StackEntry",
     "StacksampleError",
     "Timer",

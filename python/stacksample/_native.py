@@ -100,9 +100,6 @@ class StacksampleError(RuntimeError):
         self.code = code
 
 
-BUSY = 2
-
-
 def check(status):
     """Raises the library's last error for a failed call."""
     if status != 0:

@@ -9,14 +9,13 @@
 //! - [`thread_stack`], [`current_stack`], [`print_stack`], [`print_thread_stack`]: one stack.
 //! - [`kernel_tid`]: a `pthread_t` (or kernel id) to the kernel id these take.
 //!
-//! ## One sampler per process
+//! ## One sampler for everyone
 //!
 //! The handler, slot pool and unwinder snapshot are installed once per process and shared
-//! by everything that samples. The sampler thread that drives them serves one owner at a
-//! time: a `Timer` or `Profiler` started while another one runs, or while the preloaded
-//! library profiles the process, is refused with [`crate::Error::Busy`] instead of
-//! competing for the signal. One-shot stacks are a short `Timer` run and are refused the
-//! same way.
+//! by everything that samples, and one sampler thread drives them for every consumer: any
+//! number of `Timer`s and `Profiler`s, on the same thread or on others, and the preloaded
+//! library's session. Each keeps its own interval, depth, counters and results; a thread
+//! two of them want at the same moment gets one signal and both get the stack.
 
 mod entries;
 mod oneshot;

@@ -1,19 +1,18 @@
-//! One sampling run of the API: claims the process's sampler, samples one thread on the
-//! engine's schedule, and feeds the raw samples to a consumer (a `Timer`'s callback thread
-//! or a `Profiler`'s drain). Started and stopped on the caller's thread.
+//! One sampling run of the API: joins the process's sampler as a consumer, has it sample one
+//! thread on the run's own schedule, and feeds the raw samples to a `Timer`'s callback thread
+//! or a `Profiler`'s drain. Started and stopped on the caller's thread.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 
 use crate::drain::DrainMessage;
 use crate::error::Error;
-use crate::sampler::{Owner, Sampler, SamplerClaim};
+use crate::sampler::{Subscriber, Subscription};
 use crate::settings::{Mode, MAX_INTERVAL, MAX_MAX_DEPTH, MIN_INTERVAL};
+use crate::signal;
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
-use crate::signal::{self, Control, CONTROL};
 use crate::stats::Stats;
 use crate::threads::Selector;
 
@@ -21,10 +20,6 @@ use crate::threads::Selector;
 /// a caller is likely to ask for later in the process (the pool is installed once), small
 /// enough to cost little (8 KiB a slot).
 const API_POOL_DEPTH: usize = 1024;
-
-/// How long `start` waits for the first module snapshot; past this it returns and sampling
-/// begins once the snapshot is there.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to sample and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +68,10 @@ impl RunOptions {
     }
 }
 
-/// A running sampler thread and the claim that makes it the process's only one.
+/// One consumer's sampling: the process's sampler samples `options.tid` for it while this
+/// lives.
 pub struct SamplingRun {
-    sampler: Option<JoinHandle<()>>,
-    _claim: SamplerClaim,
+    sampling: Option<Subscription>,
     pool: &'static SlotPool,
 }
 
@@ -89,34 +84,30 @@ impl SamplingRun {
         to_consumer: Sender<DrainMessage>,
     ) -> Result<SamplingRun, Error> {
         options.validate()?;
-        let claim = SamplerClaim::take(Owner::Api, "start sampling")?;
+        // A pool installed earlier (by the preloaded library, say) serves as it is: stacks
+        // deeper than its frames are cut there and say so.
         let pool_depth = match signal::pool() {
-            Some(_) => options.max_depth,
+            Some(pool) => options.max_depth.min(pool.max_depth()),
             None => options.max_depth.max(API_POOL_DEPTH),
         };
         let pool = signal::install(1 + SPARE_SLOTS, pool_depth, signal::sample_signal(), None)?;
-        let selector = Selector {
-            fixed: vec![options.tid],
-            all: false,
-            pattern: None,
-        };
-        let mut sampler = Sampler::new(
-            options.interval,
-            Mode::Wall,
-            None,
-            selector,
-            pool,
-            to_consumer,
+        let subscriber = Subscriber {
+            interval: options.interval,
+            mode: Mode::Wall,
+            flush: None,
+            selector: Selector {
+                fixed: vec![options.tid],
+                all: false,
+                pattern: None,
+            },
+            max_depth: options.max_depth,
+            to_drain: to_consumer,
             stats,
-        );
-        let (ready, sampling) = bounded(1);
-        sampler.notify_ready(ready);
-        let sampler = crate::session::spawn("stacksample-api", move || sampler.run())?;
-        // Code profiled right after `start` is sampled from its first instruction on.
-        let _ = sampling.recv_timeout(READY_TIMEOUT);
+            answers_dumps: false,
+        };
+        let sampling = Subscription::join(subscriber, pool, true)?;
         Ok(SamplingRun {
-            sampler: Some(sampler),
-            _claim: claim,
+            sampling: Some(sampling),
             pool,
         })
     }
@@ -125,18 +116,8 @@ impl SamplingRun {
         self.pool
     }
 
-    /// Stops the sampler and waits for it; its last samples are on the channel by then.
+    /// Stops sampling; its last samples are on the channel when this returns.
     pub fn stop(&mut self) {
-        let Some(sampler) = self.sampler.take() else {
-            return;
-        };
-        CONTROL.request(Control::STOP);
-        let _ = sampler.join();
-    }
-}
-
-impl Drop for SamplingRun {
-    fn drop(&mut self) {
-        self.stop();
+        drop(self.sampling.take());
     }
 }

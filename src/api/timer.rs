@@ -89,7 +89,7 @@ impl Timer {
         self
     }
 
-    /// Starts sampling; an error if it runs already or another sampler runs in the process.
+    /// Starts sampling; an error if it runs already.
     pub fn start(&mut self) -> Result<(), Error> {
         if self.running.is_some() {
             return Err(Error::argument(
@@ -177,9 +177,8 @@ fn call_back(
                     callback(&entries);
                 }
             }
-            // No profile files here; a terminating signal waiting for one must not wait.
-            DrainMessage::Dump { .. } => crate::signal::note_dump_written(),
-            DrainMessage::Profile { .. } => {}
+            // Only the session is asked for profiles.
+            DrainMessage::Dump { .. } | DrainMessage::Profile { .. } => {}
         }
     }
     callback

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{RawSample, Sampler};
+use super::consumer::Consumer;
+use crate::drain::RawSample;
 use crate::signal::slot::StopReason;
 use crate::signal::{self, Registers};
 use crate::stats::Stats;
@@ -37,7 +38,7 @@ pub(super) enum Blocking {
     BetweenCalls,
 }
 
-impl Sampler {
+impl Consumer {
     /// CPU mode: whether thread `tid` used enough CPU since its last sample to be sampled
     /// again. Taking a sample itself costs the thread a little CPU (signal delivery and the
     /// handler), so a blocked thread must not count that as use.

@@ -216,7 +216,8 @@ pub struct Control(AtomicU32);
 
 impl Control {
     pub const DUMP: u32 = 1;
-    pub const STOP: u32 = 2;
+    /// A consumer joined or left (see `sampler::Subscription`).
+    pub const COMMAND: u32 = 2;
 
     const fn new() -> Control {
         Control(AtomicU32::new(0))
@@ -253,7 +254,7 @@ pub fn reset_after_fork() {
     }
     CONTROL.take();
     SAMPLING.store(false, Ordering::Release);
-    crate::sampler::SamplerClaim::release_after_fork();
+    crate::sampler::forget_after_fork();
     crate::threads::forget_own_threads();
     crate::thread_start::watch(false);
 }

@@ -1,0 +1,354 @@
+//! One user of the sampler (the preloaded session, a `Timer`, a `Profiler`): which threads
+//! it wants sampled, on what schedule, and where its samples and module maps go. Every
+//! consumer keeps its own counters, so each profile says what it lost.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::blocked::{Blocked, Blocking};
+use crate::drain::{DrainMessage, RawSample};
+use crate::modules::ModuleMap;
+use crate::settings::Mode;
+use crate::signal::futex;
+use crate::signal::slot::{StopReason, UnwindCache};
+use crate::stats::{Stats, ThreadState};
+use crate::threads::{self, Selector, SyscallFile};
+
+/// A handler normally answers within microseconds of its signal; a thread that waits for a
+/// CPU on a busy machine can take milliseconds. Past this a request counts as unanswered.
+const MIN_RESPONSE_TIMEOUT: Duration = Duration::from_millis(10);
+const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Samples sent to the drain together: one wake-up of the drain per batch, not per sample.
+const BATCH_SAMPLES: usize = 256;
+/// A partial batch is sent after this long, so a dump never misses much.
+const BATCH_AGE: Duration = Duration::from_millis(50);
+/// How often `all` and name patterns look for new threads (and renamed ones).
+const RESCAN_INTERVAL: Duration = Duration::from_millis(10);
+/// How often a sampled thread's name is read again.
+const NAME_REFRESH: Duration = Duration::from_millis(50);
+
+/// What a user of the sampler asks for.
+pub struct Subscriber {
+    pub interval: Duration,
+    pub mode: Mode,
+    /// Write the profile this often (`STACKSAMPLE_FLUSH`).
+    pub flush: Option<Duration>,
+    pub selector: Selector,
+    /// Frames kept per stack, innermost first.
+    pub max_depth: usize,
+    /// Samples, module maps and dump requests go here.
+    pub to_drain: Sender<DrainMessage>,
+    pub stats: Arc<Stats>,
+    /// Whether the dump signal and terminating signals ask this consumer for a profile
+    /// (the preloaded session's files).
+    pub answers_dumps: bool,
+}
+
+/// One thread being sampled (or waited for).
+pub(super) struct Target {
+    pub(super) state: ThreadState,
+    /// Whether this consumer waits for a sample of it.
+    busy: bool,
+    /// When its name was last read (threads name themselves after they start).
+    name_read: u64,
+    /// Its CPU time at the last tick (CPU mode).
+    pub(super) cpu_seen: Option<u64>,
+    /// When it was last looked at for time spent waiting for a CPU, and that time.
+    pub(super) run_queue_seen: Option<(u64, u64)>,
+    /// Its last sample while blocked in a system call, to count again while it stays blocked.
+    pub(super) blocked: Option<Blocked>,
+    /// Where to look whether it is blocked (wall mode), opened at its first tick.
+    pub(super) syscall_file: Option<SyscallFile>,
+}
+
+impl Target {
+    fn new(state: ThreadState, now: u64) -> Target {
+        Target {
+            state,
+            busy: false,
+            name_read: now,
+            cpu_seen: None,
+            run_queue_seen: None,
+            blocked: None,
+            syscall_file: None,
+        }
+    }
+}
+
+pub(super) struct Consumer {
+    pub(super) id: u64,
+    pub(super) interval: Duration,
+    pub(super) mode: Mode,
+    pub(super) answers_dumps: bool,
+    /// When it joined: requests sent before then were unwound with module maps it may not
+    /// have, so it does not share them.
+    pub(super) joined: u64,
+    /// When its next tick is due.
+    pub(super) next_due: u64,
+    pub(super) response_timeout: u64,
+    max_depth: usize,
+    flush: Option<u64>,
+    last_flush: u64,
+    pub(super) selector: Selector,
+    pub(super) targets: BTreeMap<i32, Target>,
+    last_scan: u64,
+    to_drain: Sender<DrainMessage>,
+    batch: Vec<RawSample>,
+    batch_started: u64,
+    pub(super) stats: Arc<Stats>,
+    /// Unwinder cache and frame buffer for threads blocked in system calls.
+    pub(super) blocked_cache: UnwindCache,
+    pub(super) blocked_frames: Vec<u64>,
+    /// A sample of it was on a stack outside every known mapping.
+    pub(super) saw_unknown_stack: bool,
+}
+
+impl Consumer {
+    pub(super) fn new(id: u64, subscriber: Subscriber) -> Consumer {
+        let now = futex::monotonic_nanos();
+        let targets = subscriber
+            .selector
+            .fixed
+            .iter()
+            .map(|&tid| {
+                let state = if threads::exists(tid) {
+                    ThreadState::Sampling
+                } else {
+                    ThreadState::NotFound
+                };
+                subscriber.stats.set_thread_state(tid, state);
+                (tid, Target::new(state, 0))
+            })
+            .collect();
+        let interval = subscriber.interval;
+        let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
+        Consumer {
+            id,
+            interval,
+            mode: subscriber.mode,
+            answers_dumps: subscriber.answers_dumps,
+            joined: now,
+            next_due: now + interval.as_nanos() as u64,
+            response_timeout: timeout.as_nanos() as u64,
+            max_depth: subscriber.max_depth,
+            flush: subscriber.flush.map(|f| f.as_nanos() as u64),
+            last_flush: now,
+            selector: subscriber.selector,
+            targets,
+            last_scan: 0,
+            to_drain: subscriber.to_drain,
+            batch: Vec::with_capacity(BATCH_SAMPLES),
+            batch_started: 0,
+            stats: subscriber.stats,
+            blocked_cache: UnwindCache::new_in(),
+            blocked_frames: vec![0; subscriber.max_depth],
+            saw_unknown_stack: false,
+        }
+    }
+
+    /// Moves the schedule past `now`, counting the ticks the sampler was too late for.
+    pub(super) fn advance_schedule(&mut self, now: u64) {
+        let interval = self.interval.as_nanos() as u64;
+        if now > self.next_due + interval {
+            let missed = (now - self.next_due) / interval;
+            Stats::add(&self.stats.missed_deadlines, missed);
+            self.next_due += missed * interval;
+        }
+        self.next_due += interval;
+    }
+
+    /// Thread `tid` is due: whether it needs a signal. A thread sampled another way (blocked
+    /// in a call), idle in CPU mode, gone, or still waited for does not.
+    pub(super) fn wants_signal(&mut self, tid: i32) -> bool {
+        let Some(target) = self.targets.get(&tid) else {
+            return false;
+        };
+        match target.state {
+            ThreadState::Exited => return false,
+            _ if target.busy => return false,
+            ThreadState::NotFound if !threads::exists(tid) => return false,
+            ThreadState::NotFound => self.set_state(tid, ThreadState::Sampling, false),
+            ThreadState::Sampling => {}
+        }
+        if self.mode == Mode::Cpu && !self.used_cpu(tid) {
+            Stats::add(&self.stats.idle_skipped, 1);
+            return false;
+        }
+        if self.mode == Mode::Wall {
+            match self.sample_blocked(tid) {
+                Blocking::Sampled => return false,
+                Blocking::BetweenCalls => {
+                    Stats::add(&self.stats.between_calls, 1);
+                    return false;
+                }
+                Blocking::Running => {}
+            }
+        }
+        true
+    }
+
+    /// A request for `tid` is in flight for this consumer.
+    pub(super) fn requested(&mut self, tid: i32) {
+        Stats::add(&self.stats.requested, 1);
+        self.set_busy(tid, true);
+    }
+
+    /// A finished sample of one of its requests; `stuck` if the request had been given up.
+    pub(super) fn receive(&mut self, mut sample: RawSample, stuck: bool) {
+        let tid = sample.tid;
+        sample.truncate(self.max_depth);
+        if !stuck {
+            self.set_busy(tid, false);
+        }
+        if let Some(target) = self.targets.get_mut(&tid) {
+            target.blocked = None;
+        }
+        self.refresh_name(tid);
+        self.record(sample);
+    }
+
+    /// One of its requests went unanswered; `pending` if another consumer still waits for
+    /// one to the same thread.
+    pub(super) fn no_response(&mut self, tid: i32, pending: bool) {
+        Stats::add(&self.stats.no_response, 1);
+        self.set_busy(tid, false);
+        if !threads::exists(tid) {
+            self.set_state(tid, ThreadState::Exited, pending);
+        }
+    }
+
+    pub(super) fn set_busy(&mut self, tid: i32, busy: bool) {
+        if let Some(target) = self.targets.get_mut(&tid) {
+            target.busy = busy;
+        }
+    }
+
+    /// Records a thread's new state; a thread that exited is forgotten unless the user named
+    /// it or a request to it is still `pending`, so a later thread that reuses its id starts
+    /// afresh.
+    pub(super) fn set_state(&mut self, tid: i32, state: ThreadState, pending: bool) {
+        self.stats.set_thread_state(tid, state);
+        let fixed = self.selector.fixed.contains(&tid);
+        if state == ThreadState::Exited && !fixed && !pending {
+            self.targets.remove(&tid);
+        } else if let Some(target) = self.targets.get_mut(&tid) {
+            target.state = state;
+        }
+    }
+
+    /// Re-reads a sampled thread's name now and then, so the report has the name it ends
+    /// with, not the one it started with.
+    fn refresh_name(&mut self, tid: i32) {
+        let now = futex::monotonic_nanos();
+        let Some(target) = self.targets.get_mut(&tid) else {
+            return;
+        };
+        if now.saturating_sub(target.name_read) >= NAME_REFRESH.as_nanos() as u64 {
+            target.name_read = now;
+            self.stats.set_thread_state(tid, ThreadState::Sampling);
+        }
+    }
+
+    /// Adds threads that `all` or the name pattern now selects.
+    pub(super) fn rescan(&mut self, now: u64) {
+        if !self.selector.is_dynamic()
+            || now.saturating_sub(self.last_scan) < RESCAN_INTERVAL.as_nanos() as u64
+        {
+            return;
+        }
+        self.last_scan = now;
+        for tid in self.selector.scan() {
+            self.add_target(tid);
+        }
+    }
+
+    /// Threads that announced themselves as they started (see `thread_start`).
+    pub(super) fn add_started(&mut self, started: &[i32]) {
+        if !self.selector.is_dynamic() {
+            return;
+        }
+        for &tid in started {
+            if self.selector.all || self.selector.name_matches(tid) {
+                self.add_target(tid);
+            }
+        }
+    }
+
+    fn add_target(&mut self, tid: i32) {
+        if let Entry::Vacant(entry) = self.targets.entry(tid) {
+            entry.insert(Target::new(ThreadState::Sampling, futex::monotonic_nanos()));
+            self.stats.set_thread_state(tid, ThreadState::Sampling);
+        }
+    }
+
+    /// Counts a sample and what it lost, and batches it for the drain.
+    pub(super) fn record(&mut self, sample: RawSample) {
+        Stats::add(&self.stats.taken, 1);
+        let counter = match sample.stop {
+            StopReason::Complete => None,
+            StopReason::DepthLimit => Some(&self.stats.depth_limit),
+            StopReason::UnwindError => Some(&self.stats.unwind_error),
+            StopReason::UnknownStack => {
+                self.saw_unknown_stack = true;
+                Some(&self.stats.unknown_stack)
+            }
+            StopReason::StackTooSmall => Some(&self.stats.stack_too_small),
+        };
+        if let Some(counter) = counter {
+            Stats::add(counter, 1);
+        }
+        if self.batch.is_empty() {
+            self.batch_started = futex::monotonic_nanos();
+        }
+        self.batch.push(sample);
+        if self.batch.len() >= BATCH_SAMPLES {
+            self.send_batch();
+        }
+    }
+
+    /// Sends a partial batch that has waited long enough.
+    pub(super) fn send_old_batch(&mut self, now: u64) {
+        if !self.batch.is_empty()
+            && now.saturating_sub(self.batch_started) >= BATCH_AGE.as_nanos() as u64
+        {
+            self.send_batch();
+        }
+    }
+
+    pub(super) fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SAMPLES));
+        let count = batch.len() as u64;
+        if let Err(TrySendError::Full(_)) = self.to_drain.try_send(DrainMessage::Samples(batch)) {
+            Stats::add(&self.stats.drain_busy, count);
+        }
+    }
+
+    /// Hands the drain a module map; samples taken with older maps go first.
+    pub(super) fn send_map(&mut self, map: Arc<ModuleMap>) {
+        self.send_batch();
+        let _ = self.to_drain.send(DrainMessage::Modules(map));
+    }
+
+    /// Asks the drain for a profile, after the samples taken so far.
+    pub(super) fn dump(&mut self) {
+        self.send_batch();
+        let _ = self.to_drain.send(DrainMessage::Dump { done: None });
+    }
+
+    pub(super) fn flush_if_due(&mut self, now: u64) {
+        let Some(flush) = self.flush else {
+            return;
+        };
+        if now.saturating_sub(self.last_flush) >= flush {
+            self.last_flush = now;
+            self.dump();
+        }
+    }
+}
