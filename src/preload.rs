@@ -36,8 +36,9 @@ fn on_exit() {
 }
 
 /// Called before the process image is replaced or the process ends without running
-/// destructors (`_exit`): pauses sampling, writes the profile, and drops any request of ours
-/// still pending. True if this process's session was paused.
+/// destructors (`_exit`): pauses the session and writes its profile, holds every request of
+/// the process's sampler, and drops any request of ours still pending. True if there was
+/// anything to resume should the exec fail.
 pub(crate) fn stop_before_image_ends() -> bool {
     let mut paused = false;
     guarded(|| {
@@ -46,9 +47,10 @@ pub(crate) fn stop_before_image_ends() -> bool {
                 eprintln!("{error}");
             }
         });
-        if paused {
-            crate::signal::discard_pending_requests();
-        }
+        // The API's timers and profilers must not signal the next image either.
+        let held = crate::sampler::hold_requests(true);
+        crate::signal::discard_pending_requests();
+        paused |= held;
     });
     paused
 }
@@ -57,6 +59,7 @@ pub(crate) fn stop_before_image_ends() -> bool {
 /// adding to the same profile.
 pub(crate) fn resume_after_failed_exec() {
     guarded(|| {
+        crate::sampler::hold_requests(false);
         with_own_session(|session| {
             if let Err(error) = session.resume() {
                 eprintln!("{error}");
@@ -111,14 +114,8 @@ fn start() -> Result<(), Error> {
     let settings = Settings::from_env(pid, &start_dir)?;
     let _ = SETTINGS.set(settings.clone());
     run(settings)?;
-    // SAFETY: registering plain extern "C" functions; they stay valid (we are never unloaded).
-    unsafe {
-        libc::pthread_atfork(
-            Some(threads::lock_fork_guard),
-            Some(threads::unlock_fork_guard),
-            Some(after_fork_in_child),
-        )
-    };
+    threads::set_fork_child_hook(after_fork_in_child);
+    threads::install_fork_handlers();
     Ok(())
 }
 
@@ -137,7 +134,6 @@ fn run(settings: Settings) -> Result<(), Error> {
 /// In a forked child: with `STACKSAMPLE_FOLLOW` (the default) the child profiles itself into
 /// its own files; otherwise it stays inert and never touches the parent's session.
 extern "C" fn after_fork_in_child() {
-    threads::unlock_fork_guard();
     guarded(|| {
         let Some(settings) = SETTINGS.get().filter(|s| s.follow) else {
             return;

@@ -9,7 +9,7 @@ use crossbeam_channel::{bounded, Sender};
 
 use crate::drain::{Drain, DrainMessage, DumpContext};
 use crate::error::Error;
-use crate::sampler::{Subscriber, Subscription};
+use crate::sampler::{Subscriber, Subscription, API_SLOTS};
 use crate::settings::{Settings, ThreadChoice};
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
 use crate::signal::{self, futex};
@@ -48,7 +48,8 @@ impl Session {
         } else {
             selector.fixed.len()
         };
-        let slots = targets + SPARE_SLOTS;
+        // Room for the API's timers and profilers too, should the program use them.
+        let slots = (targets + SPARE_SLOTS + API_SLOTS).min(signal::MAX_SLOTS);
         let pool = signal::install(
             slots,
             settings.max_depth,

@@ -92,3 +92,31 @@ def test_under_ld_preload_the_api_shares_the_preloaded_engine_with_the_session(t
     # The preloaded session sampled the main thread at its own interval meanwhile.
     session_samples = sum(int(line.rsplit(" ", 1)[1]) for line in folded.splitlines())
     assert session_samples >= 10, folded
+
+
+EXEC_CHAIN = """
+import os, sys, threading, time, stacksample
+left = int(sys.argv[1])
+if left == 0:
+    print("chain done")
+    sys.exit(0)
+# A timer at the shortest interval on the thread that calls exec: no request of it may
+# reach the next program, where SIGPROF would kill it.
+timer = stacksample.Timer(threading.get_ident(), lambda stack: None, interval=0.00005)
+timer.start()
+deadline = time.monotonic() + 0.02
+while time.monotonic() < deadline:
+    pass
+os.execv(sys.executable, [sys.executable, sys.argv[0], str(left - 1)])
+"""
+
+
+def test_exec_with_a_timer_running_under_ld_preload_starts_the_next_program_cleanly(tmp_path):
+    script = tmp_path / "chain.py"
+    script.write_text(EXEC_CHAIN)
+    env = dict(os.environ, LD_PRELOAD=stacksample._native.lib._name,
+               STACKSAMPLE_OUTPUT=str(tmp_path / "chain"), STACKSAMPLE_FORMAT="txt")
+    done = subprocess.run([sys.executable, str(script), "20"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "chain done\n", done.stdout

@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 
 use crate::drain::DrainMessage;
 use crate::error::Error;
-use crate::sampler::{Subscriber, Subscription};
+use crate::sampler::{Subscriber, Subscription, API_SLOTS};
 use crate::settings::{Mode, MAX_INTERVAL, MAX_MAX_DEPTH, MIN_INTERVAL};
 use crate::signal;
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
@@ -90,7 +90,8 @@ impl SamplingRun {
             Some(pool) => options.max_depth.min(pool.max_depth()),
             None => options.max_depth.max(API_POOL_DEPTH),
         };
-        let pool = signal::install(1 + SPARE_SLOTS, pool_depth, signal::sample_signal(), None)?;
+        let slots = API_SLOTS + SPARE_SLOTS;
+        let pool = signal::install(slots, pool_depth, signal::sample_signal(), None)?;
         let subscriber = Subscriber {
             interval: options.interval,
             mode: Mode::Wall,

@@ -3,7 +3,7 @@
 //! consumer keeps its own counters, so each profile says what it lost.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,9 +84,11 @@ pub(super) struct Consumer {
     pub(super) interval: Duration,
     pub(super) mode: Mode,
     pub(super) answers_dumps: bool,
-    /// When it joined: requests sent before then were unwound with module maps it may not
-    /// have, so it does not share them.
+    /// When the sampler took it on: requests sent before then were unwound with module
+    /// maps it may not have, so it does not share them.
     pub(super) joined: u64,
+    /// Asked to leave: who waits for that, and since when.
+    pub(super) leaving: Option<(Sender<()>, u64)>,
     /// When its next tick is due.
     pub(super) next_due: u64,
     pub(super) response_timeout: u64,
@@ -97,6 +99,9 @@ pub(super) struct Consumer {
     pub(super) targets: BTreeMap<i32, Target>,
     last_scan: u64,
     to_drain: Sender<DrainMessage>,
+    /// Maps and dump requests its drain had no room for yet, in order; the sampler never
+    /// waits for a consumer, so one that falls behind cannot hold up the others.
+    outbox: VecDeque<DrainMessage>,
     batch: Vec<RawSample>,
     batch_started: u64,
     pub(super) stats: Arc<Stats>,
@@ -132,6 +137,7 @@ impl Consumer {
             mode: subscriber.mode,
             answers_dumps: subscriber.answers_dumps,
             joined: now,
+            leaving: None,
             next_due: now + interval.as_nanos() as u64,
             response_timeout: timeout.as_nanos() as u64,
             max_depth: subscriber.max_depth,
@@ -141,6 +147,7 @@ impl Consumer {
             targets,
             last_scan: 0,
             to_drain: subscriber.to_drain,
+            outbox: VecDeque::new(),
             batch: Vec::with_capacity(BATCH_SAMPLES),
             batch_started: 0,
             stats: subscriber.stats,
@@ -148,6 +155,12 @@ impl Consumer {
             blocked_frames: vec![0; subscriber.max_depth],
             saw_unknown_stack: false,
         }
+    }
+
+    /// Starts its schedule: the sampler took it on at `now`.
+    pub(super) fn start_at(&mut self, now: u64) {
+        self.joined = now;
+        self.next_due = now + self.interval.as_nanos() as u64;
     }
 
     /// Moves the schedule past `now`, counting the ticks the sampler was too late for.
@@ -171,7 +184,7 @@ impl Consumer {
             ThreadState::Exited => return false,
             _ if target.busy => return false,
             ThreadState::NotFound if !threads::exists(tid) => return false,
-            ThreadState::NotFound => self.set_state(tid, ThreadState::Sampling, false),
+            ThreadState::NotFound => self.set_state(tid, ThreadState::Sampling),
             ThreadState::Sampling => {}
         }
         if self.mode == Mode::Cpu && !self.used_cpu(tid) {
@@ -191,12 +204,6 @@ impl Consumer {
         true
     }
 
-    /// A request for `tid` is in flight for this consumer.
-    pub(super) fn requested(&mut self, tid: i32) {
-        Stats::add(&self.stats.requested, 1);
-        self.set_busy(tid, true);
-    }
-
     /// A finished sample of one of its requests; `stuck` if the request had been given up.
     pub(super) fn receive(&mut self, mut sample: RawSample, stuck: bool) {
         let tid = sample.tid;
@@ -211,13 +218,12 @@ impl Consumer {
         self.record(sample);
     }
 
-    /// One of its requests went unanswered; `pending` if another consumer still waits for
-    /// one to the same thread.
-    pub(super) fn no_response(&mut self, tid: i32, pending: bool) {
+    /// One of its requests went unanswered.
+    pub(super) fn no_response(&mut self, tid: i32) {
         Stats::add(&self.stats.no_response, 1);
         self.set_busy(tid, false);
         if !threads::exists(tid) {
-            self.set_state(tid, ThreadState::Exited, pending);
+            self.set_state(tid, ThreadState::Exited);
         }
     }
 
@@ -228,12 +234,12 @@ impl Consumer {
     }
 
     /// Records a thread's new state; a thread that exited is forgotten unless the user named
-    /// it or a request to it is still `pending`, so a later thread that reuses its id starts
-    /// afresh.
-    pub(super) fn set_state(&mut self, tid: i32, state: ThreadState, pending: bool) {
+    /// it, so a later thread that reuses its id starts afresh (a late sample of the old one
+    /// is still counted).
+    pub(super) fn set_state(&mut self, tid: i32, state: ThreadState) {
         self.stats.set_thread_state(tid, state);
         let fixed = self.selector.fixed.contains(&tid);
-        if state == ThreadState::Exited && !fixed && !pending {
+        if state == ThreadState::Exited && !fixed {
             self.targets.remove(&tid);
         } else if let Some(target) = self.targets.get_mut(&tid) {
             target.state = state;
@@ -319,13 +325,21 @@ impl Consumer {
         }
     }
 
+    /// Sends the batch, after anything still waiting in the outbox; a batch the drain has
+    /// no room for is dropped and counted.
     pub(super) fn send_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SAMPLES));
         let count = batch.len() as u64;
-        if let Err(TrySendError::Full(_)) = self.to_drain.try_send(DrainMessage::Samples(batch)) {
+        self.flush_outbox();
+        let sent = self.outbox.is_empty()
+            && !matches!(
+                self.to_drain.try_send(DrainMessage::Samples(batch)),
+                Err(TrySendError::Full(_))
+            );
+        if !sent {
             Stats::add(&self.stats.drain_busy, count);
         }
     }
@@ -333,13 +347,28 @@ impl Consumer {
     /// Hands the drain a module map; samples taken with older maps go first.
     pub(super) fn send_map(&mut self, map: Arc<ModuleMap>) {
         self.send_batch();
-        let _ = self.to_drain.send(DrainMessage::Modules(map));
+        self.post(DrainMessage::Modules(map));
     }
 
     /// Asks the drain for a profile, after the samples taken so far.
     pub(super) fn dump(&mut self) {
         self.send_batch();
-        let _ = self.to_drain.send(DrainMessage::Dump { done: None });
+        self.post(DrainMessage::Dump { done: None });
+    }
+
+    /// Sends a message that must not be lost, now or once the drain has room.
+    fn post(&mut self, message: DrainMessage) {
+        self.outbox.push_back(message);
+        self.flush_outbox();
+    }
+
+    fn flush_outbox(&mut self) {
+        while let Some(message) = self.outbox.pop_front() {
+            if let Err(TrySendError::Full(message)) = self.to_drain.try_send(message) {
+                self.outbox.push_front(message);
+                return;
+            }
+        }
     }
 
     pub(super) fn flush_if_due(&mut self, now: u64) {

@@ -18,6 +18,7 @@ mod consumer;
 
 pub use consumer::Subscriber;
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,9 +45,11 @@ const REGIONS_MAX_AGE: Duration = Duration::from_secs(1);
 const STOP_POLL: Duration = Duration::from_millis(1);
 /// How long the sampler sleeps when nobody samples (a command wakes it sooner).
 const IDLE_SLEEP: Duration = Duration::from_secs(3600);
-/// How long a consumer waits for the sampler to let it go; the sampler answers within the
+/// How long a caller waits for the sampler to answer a command; it answers within a
 /// consumer's response timeout unless it is itself stopped.
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slots the pool keeps for the API's consumers beside a session's threads.
+pub const API_SLOTS: usize = 8;
 
 /// The process's sampler, once started: how to reach it.
 static SAMPLER: Mutex<Option<SamplerHandle>> = Mutex::new(None);
@@ -67,12 +70,17 @@ enum Command {
     },
     /// Stop serving consumer `id` once its last samples are sent; tell `done` then.
     Leave { id: u64, done: Sender<()> },
+    /// Send no request to anyone (while the process image is about to be replaced), or
+    /// go on again; tell `done` once in effect.
+    Hold { held: bool, done: Sender<()> },
 }
 
-/// A consumer's place with the sampler; leaving (or dropping this) stops its sampling.
+/// A consumer's place with the sampler; dropping it stops its sampling.
 #[derive(Debug)]
 pub struct Subscription {
     id: u64,
+    /// The process it belongs to: a copy inherited by a forked child has no sampler.
+    pid: i32,
     commands: Sender<Command>,
 }
 
@@ -88,6 +96,7 @@ impl Subscription {
         /// How long to wait for the first snapshot; past this sampling begins once it is there.
         const READY_TIMEOUT: Duration = Duration::from_secs(10);
         let (ready, readiness) = bounded(1);
+        threads::install_fork_handlers();
         let (id, commands) = threads::with_fork_guard(|| {
             let mut sampler = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
             let handle = match sampler.as_mut() {
@@ -109,20 +118,49 @@ impl Subscription {
         if wait_ready {
             let _ = readiness.recv_timeout(READY_TIMEOUT);
         }
-        Ok(Subscription { id, commands })
+        Ok(Subscription {
+            id,
+            pid: current_pid(),
+            commands,
+        })
     }
 }
 
 impl Drop for Subscription {
     /// Stops sampling for this consumer and waits until its last samples are on its channel.
     fn drop(&mut self) {
-        let (done, left) = bounded(1);
-        let leave = Command::Leave { id: self.id, done };
-        if self.commands.send(leave).is_ok() {
-            CONTROL.request(Control::COMMAND);
-            let _ = left.recv_timeout(LEAVE_TIMEOUT);
+        if self.pid == current_pid() {
+            let id = self.id;
+            command(&self.commands, |done| Command::Leave { id, done });
         }
     }
+}
+
+/// Sends `make(done)` to the sampler and waits until it is carried out.
+fn command(commands: &Sender<Command>, make: impl FnOnce(Sender<()>) -> Command) {
+    let (done, carried_out) = bounded(1);
+    if commands.send(make(done)).is_ok() {
+        CONTROL.request(Control::COMMAND);
+        let _ = carried_out.recv_timeout(COMMAND_TIMEOUT);
+    }
+}
+
+/// Stops (`true`) or restarts every request of this process's sampler. Before the process
+/// image is replaced no request may be left to arrive after it; returns once none can.
+/// False if this process has no sampler.
+pub fn hold_requests(held: bool) -> bool {
+    let commands = threads::with_fork_guard(|| {
+        let sampler = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
+        sampler
+            .as_ref()
+            .filter(|handle| handle.pid == current_pid())
+            .map(|handle| handle.commands.clone())
+    });
+    let Some(commands) = commands else {
+        return false;
+    };
+    command(&commands, |done| Command::Hold { held, done });
+    true
 }
 
 /// In a forked child: the parent's sampler thread does not exist here.
@@ -139,7 +177,11 @@ fn current_pid() -> i32 {
     unsafe { libc::getpid() }
 }
 
+/// Starts the process's sampler thread. In a forked child the slots the parent's handlers
+/// and requests were using are idle again first: none of those threads exists here.
 fn start_sampler(pool: &'static SlotPool) -> Result<SamplerHandle, Error> {
+    pool.reset_after_fork();
+    CONTROL.take();
     let (commands, incoming) = unbounded();
     let sampler = Sampler::new(pool, incoming);
     crate::session::spawn("stacksample-samp", move || sampler.run())?;
@@ -177,6 +219,8 @@ struct Sampler {
     commands: Receiver<Command>,
     consumers: Vec<Consumer>,
     in_flight: Vec<InFlight>,
+    /// No requests are sent while set (see [`hold_requests`]).
+    held: bool,
     registry: ModuleRegistry,
     /// The map of the current generation, for consumers that join later.
     current_map: Option<Arc<ModuleMap>>,
@@ -193,6 +237,7 @@ impl Sampler {
             commands,
             consumers: Vec::new(),
             in_flight: Vec::new(),
+            held: false,
             registry: ModuleRegistry::new(),
             current_map: None,
             retired: Vec::new(),
@@ -204,24 +249,48 @@ impl Sampler {
     /// Serves consumers for the life of the process. The module snapshot is built by the
     /// first tick, before its first request: the program starts without waiting for it,
     /// and one that ends before the first tick (a build's many short child processes) never
-    /// pays for it.
+    /// pays for it. A bug that panics loses one round, not the process's sampling.
     fn run(mut self) {
         threads::register_own_thread();
         threads::wake_on_time();
+        let mut reported = false;
         loop {
-            let requests = CONTROL.take();
-            if requests & Control::DUMP != 0 {
-                self.dump();
+            let round = panic::catch_unwind(AssertUnwindSafe(|| self.round()));
+            if round.is_err() && !reported {
+                reported = true;
+                eprintln!("stacksample: internal error (panic) in the sampler thread; sampling goes on, the profile may miss samples");
             }
-            self.run_commands();
-            let now = futex::monotonic_nanos();
-            let due = self.consumers.iter().map(|c| c.next_due).min();
-            match due {
-                Some(due) if now >= due => self.tick(now),
-                _ => {
-                    let idle = now + IDLE_SLEEP.as_nanos() as u64;
-                    CONTROL.sleep_until(&futex::timespec_from_nanos(due.unwrap_or(idle)));
+        }
+    }
+
+    /// Answers what was asked, then ticks if a consumer is due, else sleeps until one is.
+    fn round(&mut self) {
+        let requests = CONTROL.take();
+        if requests & Control::DUMP != 0 {
+            self.dump();
+        }
+        self.run_commands();
+        let now = futex::monotonic_nanos();
+        let leaving = self.consumers.iter().any(|c| c.leaving.is_some());
+        if leaving {
+            self.collect(now);
+            self.finish_leaving(now);
+        }
+        let due = self
+            .consumers
+            .iter()
+            .filter(|c| c.leaving.is_none())
+            .map(|c| c.next_due)
+            .min();
+        match due {
+            Some(due) if now >= due => self.tick(now),
+            _ => {
+                let idle = now + IDLE_SLEEP.as_nanos() as u64;
+                let mut wake = due.unwrap_or(idle);
+                if leaving {
+                    wake = wake.min(now + STOP_POLL.as_nanos() as u64);
                 }
+                CONTROL.sleep_until(&futex::timespec_from_nanos(wake));
             }
         }
     }
@@ -234,23 +303,28 @@ impl Sampler {
     }
 
     fn run_commands(&mut self) {
-        let mut changed = false;
         while let Ok(command) = self.commands.try_recv() {
-            changed = true;
             match command {
                 Command::Join { consumer, ready } => self.add_consumer(*consumer, ready),
                 Command::Leave { id, done } => {
-                    self.remove_consumer(id);
+                    let now = futex::monotonic_nanos();
+                    if let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) {
+                        consumer.leaving = Some((done, now));
+                    }
+                }
+                Command::Hold { held, done } => {
+                    self.held = held;
                     let _ = done.send(());
                 }
             }
         }
-        if changed {
-            // Dump requests are answered while someone writes profiles on request; new
-            // threads are announced while someone samples every thread or threads by name.
-            signal::set_sampling(self.consumers.iter().any(|c| c.answers_dumps));
-            thread_start::watch(self.consumers.iter().any(|c| c.selector.is_dynamic()));
-        }
+    }
+
+    /// Dump requests are answered while someone writes profiles on request; new threads are
+    /// announced while someone samples every thread or threads by name.
+    fn update_process_flags(&self) {
+        signal::set_sampling(self.consumers.iter().any(|c| c.answers_dumps));
+        thread_start::watch(self.consumers.iter().any(|c| c.selector.is_dynamic()));
     }
 
     fn add_consumer(&mut self, mut consumer: Consumer, ready: Option<Sender<()>>) {
@@ -263,59 +337,93 @@ impl Sampler {
             // Someone waits for sampling to begin: the snapshot is built now.
             self.refresh_modules(now);
         }
+        consumer.start_at(futex::monotonic_nanos());
         if let Some(map) = &self.current_map {
             consumer.send_map(map.clone());
         }
         self.consumers.push(consumer);
+        self.update_process_flags();
         if let Some(ready) = ready {
             let _ = ready.send(());
         }
     }
 
-    /// Lets consumer `id` go: waits (polling) up to its response timeout for the samples it
-    /// still waits for, counts the rest as lost, and sends its last batch.
-    fn remove_consumer(&mut self, id: u64) {
-        let Some(index) = self.consumers.iter().position(|c| c.id == id) else {
-            return;
-        };
-        let timeout = self.consumers[index].response_timeout;
-        let started = futex::monotonic_nanos();
-        loop {
-            let now = futex::monotonic_nanos();
-            self.collect(now);
+    /// Lets go of consumers that asked to leave once the samples they wait for are in, or
+    /// their response timeout has passed; meanwhile the others are served as usual.
+    fn finish_leaving(&mut self, now: u64) {
+        let mut index = 0;
+        while index < self.consumers.len() {
+            let consumer = &self.consumers[index];
+            let Some((_, since)) = &consumer.leaving else {
+                index += 1;
+                continue;
+            };
+            let id = consumer.id;
             let waiting = self
                 .in_flight
                 .iter()
                 .any(|r| !r.stuck && r.recipients.contains(&id));
-            if !waiting || now.saturating_sub(started) > timeout {
-                break;
+            if waiting && now.saturating_sub(*since) <= consumer.response_timeout {
+                index += 1;
+                continue;
             }
-            std::thread::sleep(STOP_POLL);
+            let consumer = self.consumers.swap_remove(index);
+            self.let_go(consumer);
         }
-        let Some(index) = self.consumers.iter().position(|c| c.id == id) else {
-            return;
-        };
-        let mut consumer = self.consumers.swap_remove(index);
-        for request in self.in_flight.iter_mut() {
-            let Some(at) = request.recipients.iter().position(|&r| r == id) else {
+    }
+
+    /// The last of a leaving consumer: what its requests still hold is taken or counted as
+    /// lost, its last batch is sent, and it is told so.
+    fn let_go(&mut self, mut consumer: Consumer) {
+        let pool = self.pool;
+        let mut index = 0;
+        while index < self.in_flight.len() {
+            let request = &mut self.in_flight[index];
+            let Some(at) = request.recipients.iter().position(|&r| r == consumer.id) else {
+                index += 1;
                 continue;
             };
-            request.recipients.swap_remove(at);
-            let counter = if request.stuck {
-                &consumer.stats.stuck
+            let slot = &pool.slots[request.slot];
+            // Cancel a request nobody else waits for; look at one shared with others.
+            let alone = request.recipients.len() == 1;
+            let progress = if alone {
+                slot.cancel(request.armed)
             } else {
-                &consumer.stats.no_response
+                slot.progress(request.armed)
             };
-            Stats::add(counter, 1);
+            request.recipients.swap_remove(at);
+            match progress {
+                Progress::Done if alone => {
+                    let request = self.in_flight.swap_remove(index);
+                    if let Some(sample) = finished_sample(pool, &request) {
+                        consumer.receive(sample, request.stuck);
+                    }
+                    continue;
+                }
+                Progress::Cancelled => {
+                    let tid = request.tid;
+                    self.in_flight.swap_remove(index);
+                    consumer.no_response(tid);
+                    continue;
+                }
+                // Shared and done: the others get it at the next collect, this one now.
+                Progress::Done => {
+                    if let Some(sample) = copy_sample(pool, request) {
+                        consumer.receive(sample, request.stuck);
+                    }
+                }
+                // A handler writing keeps the request in flight, so its slot is freed when
+                // it is done.
+                Progress::Writing => Stats::add(&consumer.stats.stuck, 1),
+                Progress::Waiting => Stats::add(&consumer.stats.no_response, 1),
+            }
+            index += 1;
         }
-        // Requests nobody waits for any more are cancelled; one a handler is writing stays
-        // in flight until the handler is done, so its slot is freed then.
-        let pool = self.pool;
-        self.in_flight.retain(|request| {
-            !request.recipients.is_empty()
-                || pool.slots[request.slot].cancel(request.armed) != Progress::Cancelled
-        });
         consumer.send_batch();
+        self.update_process_flags();
+        if let Some((done, _)) = consumer.leaving.take() {
+            let _ = done.send(());
+        }
     }
 
     fn tick(&mut self, now: u64) {
@@ -329,14 +437,19 @@ impl Sampler {
         signal::ensure_installed();
         for index in 0..self.consumers.len() {
             let consumer = &mut self.consumers[index];
+            if consumer.leaving.is_some() {
+                continue;
+            }
             consumer.add_started(&started);
             consumer.rescan(now);
             if consumer.next_due <= now {
                 consumer.advance_schedule(now);
                 consumer.flush_if_due(now);
-                let tids: Vec<i32> = consumer.targets.keys().copied().collect();
-                for tid in tids {
-                    self.request(index, tid, now);
+                if !self.held {
+                    let tids: Vec<i32> = consumer.targets.keys().copied().collect();
+                    for tid in tids {
+                        self.request(index, tid, now);
+                    }
                 }
             }
             let consumer = &mut self.consumers[index];
@@ -370,9 +483,8 @@ impl Sampler {
                 }
                 Progress::Cancelled => {
                     let request = self.in_flight.swap_remove(index);
-                    let pending = self.in_flight.iter().any(|r| r.tid == request.tid);
                     for consumer in self.recipients(&request.recipients) {
-                        consumer.no_response(request.tid, pending);
+                        consumer.no_response(request.tid);
                     }
                     continue;
                 }
@@ -399,22 +511,11 @@ impl Sampler {
             .filter(move |consumer| ids.contains(&consumer.id))
     }
 
-    /// Copies a finished sample out of its slot, frees the slot, and hands the sample to
-    /// every consumer that waited for it.
+    /// Hands a finished sample to every consumer that waited for it.
     fn take_sample(&mut self, request: &InFlight) {
-        let slot = &self.pool.slots[request.slot];
-        let Some(data) = slot.finished(request.armed) else {
+        let Some(sample) = finished_sample(self.pool, request) else {
             return;
         };
-        let depth = data.depth.min(data.frames.len());
-        let sample = RawSample {
-            tid: request.tid,
-            generation: data.generation,
-            frames: data.frames[..depth].into(),
-            stop: data.stop,
-            handler_nanos: Some(data.handler_nanos),
-        };
-        slot.release(request.armed);
         if sample.stop == StopReason::UnknownStack {
             self.refresh_wanted = true;
         }
@@ -431,15 +532,17 @@ impl Sampler {
             return;
         }
         let id = consumer.id;
-        if let Some(shared) = self
-            .in_flight
-            .iter_mut()
-            .find(|r| r.tid == tid && !r.stuck && r.sent_nanos >= consumer.joined)
-        {
-            if !shared.recipients.contains(&id) {
-                shared.recipients.push(id);
+        // The sampling signal does not queue: while one to this thread is on its way,
+        // another would be lost. A request sent before this consumer joined may have been
+        // unwound with a module map it never got, so it waits for the next one instead.
+        if let Some(pending) = self.in_flight.iter_mut().find(|r| r.tid == tid && !r.stuck) {
+            if pending.sent_nanos >= consumer.joined {
+                if !pending.recipients.contains(&id) {
+                    pending.recipients.push(id);
+                }
+                Stats::add(&consumer.stats.requested, 1);
+                consumer.set_busy(tid, true);
             }
-            consumer.requested(tid);
             return;
         }
         let Some((slot_index, slot)) = self.pool.idle_slot() else {
@@ -450,18 +553,18 @@ impl Sampler {
             Stats::add(&consumer.stats.slots_busy, 1);
             return;
         };
+        Stats::add(&consumer.stats.requested, 1);
         if let Err(error) = signal::request_sample(tid, slot_index, armed) {
             // Nothing was queued, so nothing can claim the request.
             slot.cancel(armed);
             if error.raw_os_error() == Some(libc::ESRCH) {
-                let pending = self.in_flight.iter().any(|r| r.tid == tid);
-                consumer.set_state(tid, ThreadState::Exited, pending);
+                consumer.set_state(tid, ThreadState::Exited);
             } else {
                 Stats::add(&consumer.stats.send_failed, 1);
             }
             return;
         }
-        consumer.requested(tid);
+        consumer.set_busy(tid, true);
         self.in_flight.push(InFlight {
             slot: slot_index,
             armed,
@@ -524,4 +627,24 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Copies a finished sample out of its slot, which stays finished.
+fn copy_sample(pool: &SlotPool, request: &InFlight) -> Option<RawSample> {
+    let data = pool.slots[request.slot].finished(request.armed)?;
+    let depth = data.depth.min(data.frames.len());
+    Some(RawSample {
+        tid: request.tid,
+        generation: data.generation,
+        frames: data.frames[..depth].into(),
+        stop: data.stop,
+        handler_nanos: Some(data.handler_nanos),
+    })
+}
+
+/// Copies a finished sample out of its slot and frees the slot.
+fn finished_sample(pool: &SlotPool, request: &InFlight) -> Option<RawSample> {
+    let sample = copy_sample(pool, request)?;
+    pool.slots[request.slot].release(request.armed);
+    Some(sample)
 }
