@@ -103,6 +103,18 @@ pub fn run_queue_wait(tid: i32) -> Option<u64> {
     schedstat.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Times thread `tid` gave up its CPU of its own accord, to block or sleep (the
+/// `voluntary_ctxt_switches` line of `/proc/self/task/<tid>/status`).
+pub fn voluntary_switches(tid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
 pub fn name(tid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;

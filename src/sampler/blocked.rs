@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::consumer::Consumer;
+use super::consumer::{Consumer, RunQueueLook};
 use crate::drain::RawSample;
 use crate::signal::slot::StopReason;
 use crate::signal::{self, Registers};
@@ -89,10 +89,10 @@ impl Consumer {
             cpu_now.saturating_sub(before) < self.interval.as_nanos() as u64 / 2
         });
         let mut state = self.syscall_state(tid);
-        // Little CPU but not in a call: on a busy machine that is a thread waiting for a CPU,
-        // which a signal cannot push into EINTR; sampled like any running thread.
+        // Little CPU but not in a call: on a busy machine that may be a busy thread waiting
+        // for a CPU, sampled like any running thread.
         let mostly_blocked = mostly_blocked
-            && !(matches!(state, Some(SyscallState::Running)) && self.waiting_for_cpu(tid));
+            && !(matches!(state, Some(SyscallState::Running)) && self.starved_while_busy(tid));
         for _ in 0..BLOCK_WAIT_TRIES {
             if !mostly_blocked || matches!(state, Some(SyscallState::Blocked { .. })) {
                 break;
@@ -114,18 +114,31 @@ impl Consumer {
     }
 
     /// Whether thread `tid` spent at least half the time since it was last looked at here
-    /// runnable but waiting for a CPU; false at the first look.
-    fn waiting_for_cpu(&mut self, tid: i32) -> bool {
-        let now = crate::signal::futex::monotonic_nanos();
-        let Some(waited) = threads::run_queue_wait(tid) else {
+    /// runnable but waiting for a CPU, and never blocked or slept meanwhile: a busy thread
+    /// that a loaded machine keeps from running. One that blocked may be runnable on its way
+    /// out of a call a signal would still interrupt (a `poll` that just timed out returns
+    /// EINTR if a signal is pending by then), so it is not taken for busy. False at the
+    /// first look.
+    fn starved_while_busy(&mut self, tid: i32) -> bool {
+        let at = crate::signal::futex::monotonic_nanos();
+        let (Some(waited), Some(voluntary_switches)) = (
+            threads::run_queue_wait(tid),
+            threads::voluntary_switches(tid),
+        ) else {
             return false;
         };
         let Some(target) = self.targets.get_mut(&tid) else {
             return false;
         };
-        let before = target.run_queue_seen.replace((now, waited));
-        before.is_some_and(|(then, waited_before)| {
-            waited.saturating_sub(waited_before).saturating_mul(2) >= now.saturating_sub(then)
+        let look = RunQueueLook {
+            at,
+            waited,
+            voluntary_switches,
+        };
+        target.run_queue_seen.replace(look).is_some_and(|before| {
+            voluntary_switches == before.voluntary_switches
+                && waited.saturating_sub(before.waited).saturating_mul(2)
+                    >= at.saturating_sub(before.at)
         })
     }
 

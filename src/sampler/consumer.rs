@@ -48,6 +48,14 @@ pub struct Subscriber {
     pub answers_dumps: bool,
 }
 
+/// A look at how a thread used its time: when, how long it had waited for a CPU by then,
+/// and how often it had blocked or slept.
+pub(super) struct RunQueueLook {
+    pub(super) at: u64,
+    pub(super) waited: u64,
+    pub(super) voluntary_switches: u64,
+}
+
 /// One thread being sampled (or waited for).
 pub(super) struct Target {
     pub(super) state: ThreadState,
@@ -57,8 +65,8 @@ pub(super) struct Target {
     name_read: u64,
     /// Its CPU time at the last tick (CPU mode).
     pub(super) cpu_seen: Option<u64>,
-    /// When it was last looked at for time spent waiting for a CPU, and that time.
-    pub(super) run_queue_seen: Option<(u64, u64)>,
+    /// What it had done when last looked at for time spent waiting for a CPU.
+    pub(super) run_queue_seen: Option<RunQueueLook>,
     /// Its last sample while blocked in a system call, to count again while it stays blocked.
     pub(super) blocked: Option<Blocked>,
     /// Where to look whether it is blocked (wall mode), opened at its first tick.
