@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
 
-use crate::drain::{Drain, DrainMessage, DumpContext};
+use crate::drain::{DrainMessage, DumpContext, LazyDrain};
 use crate::error::Error;
 use crate::sampler::{Owner, Sampler, SamplerClaim};
 use crate::settings::{Settings, ThreadChoice};
 use crate::signal::slot::{SlotPool, SPARE_SLOTS};
 use crate::signal::{self, futex, Control, CONTROL};
 use crate::stats::Stats;
-use crate::threads::{self, Selector};
+use crate::threads::{self, Selector, StartGate};
 
 /// Batches of samples the drain may be behind by before new ones are dropped (and counted).
 const CHANNEL_CAPACITY: usize = 64;
@@ -31,13 +31,14 @@ pub struct Session {
     selector: Selector,
     pool: &'static SlotPool,
     stats: Arc<Stats>,
-    sampler: Option<JoinHandle<()>>,
+    sampler: Option<(JoinHandle<()>, Arc<StartGate>)>,
     to_drain: Sender<DrainMessage>,
+    drain: Arc<LazyDrain>,
     _claim: SamplerClaim,
 }
 
 impl Session {
-    /// Installs the handlers and starts the sampler and drain threads.
+    /// Installs the handlers and starts the sampler thread (which starts the drain's).
     pub fn start(settings: Settings) -> Result<Session, Error> {
         let claim = SamplerClaim::take(Owner::Session, "start a profiling session")?;
         // SAFETY: getpid has no preconditions.
@@ -65,12 +66,7 @@ impl Session {
             stats: stats.clone(),
             pool,
         };
-        // The symbolizer is not Send, so the drain is made on its own thread.
-        spawn("stacksample-drain", move || {
-            threads::register_own_thread();
-            Drain::new(context).run(from_sampler);
-            threads::unregister_own_thread();
-        })?;
+        let drain = LazyDrain::new(context, from_sampler);
         let mut session = Session {
             pid,
             settings,
@@ -79,6 +75,7 @@ impl Session {
             stats,
             sampler: None,
             to_drain,
+            drain,
             _claim: claim,
         };
         session.resume()?;
@@ -90,7 +87,7 @@ impl Session {
         if self.sampler.is_some() {
             return Ok(());
         }
-        let sampler = Sampler::new(
+        let mut sampler = Sampler::new(
             self.settings.interval,
             self.settings.mode,
             self.settings.flush,
@@ -99,15 +96,29 @@ impl Session {
             self.to_drain.clone(),
             self.stats.clone(),
         );
-        self.sampler = Some(spawn("stacksample-samp", move || sampler.run())?);
+        sampler.before_first_send(self.drain.starter());
+        let gate = Arc::new(StartGate::default());
+        let begun = gate.clone();
+        let thread = spawn("stacksample-samp", move || {
+            if begun.begin() {
+                sampler.run();
+            }
+        })?;
+        self.sampler = Some((thread, gate));
         Ok(())
     }
 
     /// Stops sampling and writes the profile; `resume` goes on from there (a failed exec).
     pub fn pause(&mut self) -> Result<(), Error> {
-        CONTROL.request(Control::STOP);
-        if let Some(sampler) = self.sampler.take() {
-            let _ = sampler.join();
+        if let Some((sampler, gate)) = self.sampler.take() {
+            // A sampler called off before it began has nothing to stop or to hand over.
+            if !gate.call_off() {
+                CONTROL.request(Control::STOP);
+                let _ = sampler.join();
+            }
+        }
+        if let Some(written) = self.drain.dump_if_unstarted() {
+            return written;
         }
         let (done, written) = bounded(1);
         let _ = self.to_drain.send(DrainMessage::Dump { done: Some(done) });

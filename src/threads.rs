@@ -1,7 +1,7 @@
 //! Threads of this process: ids, existence, names, which ones to sample. Ordinary threads
 //! only.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 /// Kernel id of the calling thread.
 pub fn current_tid() -> i32 {
@@ -81,15 +81,20 @@ pub fn cpu_time(tid: i32) -> Option<u64> {
 pub fn wake_on_time() {
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the calling thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    // SAFETY: setpriority on this thread's id changes only this thread's nice value; a
-    // refusal (no privilege) leaves it as it was, which is fine.
-    unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            current_tid() as libc::id_t,
-            SAMPLER_NICE,
-        )
-    };
+    set_priority(SAMPLER_NICE);
+}
+
+/// The calling thread's nice value.
+pub fn priority() -> libc::c_int {
+    // SAFETY: getpriority on this thread's id only reads its nice value.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t) }
+}
+
+/// Sets the calling thread's nice value (a thread starts with its creator's); a refusal (no
+/// privilege to raise it) leaves it as it was, which is fine.
+pub fn set_priority(nice: libc::c_int) {
+    // SAFETY: setpriority on this thread's id changes only this thread's nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t, nice) };
 }
 
 /// Nice value the sampler thread asks for (the program's threads usually run at 0).
@@ -161,6 +166,42 @@ pub fn restore_signal_mask(previous: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
 }
 
+/// Whether a profiler thread has begun its work, or was called off before it did: a short
+/// process can end before its new sampler thread was first scheduled, and then it need not
+/// wait for that thread to start only to stop it.
+#[derive(Default)]
+pub struct StartGate(AtomicU8);
+
+impl StartGate {
+    const PENDING: u8 = 0;
+    const BEGUN: u8 = 1;
+    const CALLED_OFF: u8 = 2;
+
+    /// Called by the new thread before its work: false if it was called off.
+    pub fn begin(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::BEGUN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Called by the starter: true if the thread will never begin its work.
+    pub fn call_off(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::CALLED_OFF,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
 /// Threads of the profiler itself (sampler, drain), never sampled.
 static OWN_THREADS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
 
@@ -192,7 +233,7 @@ pub fn forget_own_threads() {
     }
 }
 
-fn is_own_thread(tid: i32) -> bool {
+pub fn is_own_thread(tid: i32) -> bool {
     OWN_THREADS
         .iter()
         .any(|slot| slot.load(Ordering::Acquire) == tid)

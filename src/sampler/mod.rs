@@ -192,6 +192,8 @@ pub struct Sampler {
     last_regions_refresh: u64,
     /// Told once the first module snapshot is published and requests can be answered.
     ready: Option<Sender<()>>,
+    /// Run before anything is first sent to the drain (see `before_first_send`).
+    before_first_send: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Sampler {
@@ -240,6 +242,7 @@ impl Sampler {
             refresh_wanted: false,
             last_regions_refresh: 0,
             ready: None,
+            before_first_send: None,
         }
     }
 
@@ -247,6 +250,20 @@ impl Sampler {
     /// to build for a large program).
     pub fn notify_ready(&mut self, ready: Sender<()>) {
         self.ready = Some(ready);
+    }
+
+    /// Has `run` call `start` before it first sends anything to the drain, so a drain thread
+    /// is only started when there is something for it (the first tick, a dump request).
+    pub fn before_first_send(&mut self, start: Box<dyn FnOnce() + Send>) {
+        self.before_first_send = Some(start);
+    }
+
+    /// Every message to the drain follows a tick, a dump request or the wait for readiness;
+    /// each of them calls this first.
+    fn first_send(&mut self) {
+        if let Some(start) = self.before_first_send.take() {
+            start();
+        }
     }
 
     /// Samples until asked to stop, then collects what is still in flight and hands the
@@ -261,6 +278,7 @@ impl Sampler {
         if let Some(ready) = self.ready.take() {
             // Someone waits for sampling to begin: the snapshot is built now, not by the
             // first tick.
+            self.first_send();
             self.refresh_modules(futex::monotonic_nanos());
             let _ = ready.send(());
         }
@@ -294,6 +312,7 @@ impl Sampler {
         loop {
             let requests = CONTROL.take();
             if requests & Control::DUMP != 0 {
+                self.first_send();
                 self.send_batch();
                 let _ = self.to_drain.send(DrainMessage::Dump { done: None });
             }
@@ -308,6 +327,7 @@ impl Sampler {
     }
 
     fn tick(&mut self) {
+        self.first_send();
         let now = futex::monotonic_nanos();
         self.collect(now);
         self.refresh_modules(now);
