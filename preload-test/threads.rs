@@ -1,8 +1,9 @@
 //! Choosing threads by id: a worker thread, a thread that does not exist, a thread that exits
 //! while sampled. Thread ids are made predictable by running the program as pid 1 of a new
-//! pid namespace (`unshare`, as root): the program is 1, the profiler's drain and sampler
-//! threads (started by the constructor) are 2 and 3, and the program's first thread is 4.
-//! The fixture prints its worker's tid, so a change in that order shows up as such.
+//! pid namespace (`unshare`, as root): the program is 1, the profiler's sampler thread
+//! (started by the constructor) is 2, its drain thread (started by the sampler's first tick;
+//! the fixture waits for it) is 3, and the program's first thread is 4. The fixture prints
+//! its worker's tid, so a change in that order shows up as such.
 
 use std::process::Command;
 
@@ -20,6 +21,8 @@ fn run_in_pid_namespace(exe: &std::path::Path, args: &[&str], env: &[(&str, &str
         .current_dir(dir.path());
     // Only the program is preloaded (by `env`, right before its exec), not unshare.
     configure(&mut command, env, false);
+    // The kernel keeps 15 bytes of a thread's name: "stacksample-drain" reads so.
+    command.env("WAIT_FOR_THREAD", "stacksample-dra");
     let output = command.output().expect("unshare (util-linux) is required");
     Run { output, dir }
 }

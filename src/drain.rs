@@ -5,7 +5,7 @@
 //! names are looked up only when a profile is written, once per distinct address.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -127,6 +127,9 @@ impl Aggregate {
 }
 
 /// Histogram of handler durations: 10 ns buckets up to 100 us, then one overflow bucket.
+/// The buckets (80 KB) are allocated at the first sample: zeroing them at the start of a
+/// process that ends without one cost it 20 page faults.
+#[derive(Default)]
 pub struct HandlerTimes {
     buckets: Vec<u64>,
     max: u64,
@@ -136,18 +139,11 @@ pub struct HandlerTimes {
 const BUCKET_NANOS: u64 = 10;
 const BUCKETS: usize = 10_000;
 
-impl Default for HandlerTimes {
-    fn default() -> Self {
-        HandlerTimes {
-            buckets: vec![0; BUCKETS + 1],
-            max: 0,
-            total: 0,
-        }
-    }
-}
-
 impl HandlerTimes {
     fn record(&mut self, nanos: u64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS + 1];
+        }
         let bucket = ((nanos / BUCKET_NANOS) as usize).min(BUCKETS);
         self.buckets[bucket] += 1;
         self.max = self.max.max(nanos);
@@ -185,6 +181,7 @@ impl HandlerTimes {
 }
 
 /// Everything a dump needs besides the samples.
+#[derive(Clone)]
 pub struct DumpContext {
     pub settings: Settings,
     pub pid: i32,
@@ -192,6 +189,89 @@ pub struct DumpContext {
     pub started_nanos: u64,
     pub stats: Arc<Stats>,
     pub pool: &'static SlotPool,
+}
+
+/// How long the sampler waits for a new drain thread to register as the profiler's own.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The drain of a profiling session, started on its own thread only when the sampler is
+/// about to send it something (its first tick, or a dump request): a process that ends
+/// before its first tick, as a build's many short child processes do, never starts it, and
+/// its profile (of no samples) is written by the thread that finishes the session.
+pub struct LazyDrain {
+    state: Mutex<Option<Unstarted>>,
+}
+
+/// What the drain thread starts from.
+struct Unstarted {
+    context: DumpContext,
+    messages: Receiver<DrainMessage>,
+    /// Nice value of the thread that started the session: the drain thread is started from
+    /// the sampler thread, whose raised priority it must not inherit.
+    priority: libc::c_int,
+}
+
+impl LazyDrain {
+    pub fn new(context: DumpContext, messages: Receiver<DrainMessage>) -> Arc<LazyDrain> {
+        let unstarted = Unstarted {
+            context,
+            messages,
+            priority: threads::priority(),
+        };
+        Arc::new(LazyDrain {
+            state: Mutex::new(Some(unstarted)),
+        })
+    }
+
+    /// Starts the drain thread unless it runs already. If it cannot be started, what was
+    /// sent stays queued and `dump_if_unstarted` writes the profile from it.
+    pub fn start(&self) -> Result<(), Error> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(unstarted) = state.as_ref() else {
+            return Ok(());
+        };
+        let context = unstarted.context.clone();
+        let messages = unstarted.messages.clone();
+        let priority = unstarted.priority;
+        let (registered, registration) = crossbeam_channel::bounded(1);
+        crate::session::spawn("stacksample-drain", move || {
+            threads::register_own_thread();
+            let _ = registered.send(());
+            threads::set_priority(priority);
+            // The symbolizer is not Send, so the drain is made on its own thread.
+            Drain::new(context).run(messages);
+            threads::unregister_own_thread();
+        })?;
+        // Until it is registered a rescan of `all` threads would take it for the program's.
+        let _ = registration.recv_timeout(REGISTRATION_TIMEOUT);
+        *state = None;
+        Ok(())
+    }
+
+    /// What the sampler runs before it first sends anything: starts the drain thread. If the
+    /// thread cannot be started, the queue fills and later batches are dropped and counted;
+    /// the profile of what was queued is still written at the end.
+    pub fn starter(self: &Arc<Self>) -> Box<dyn FnOnce() + Send> {
+        let drain = self.clone();
+        Box::new(move || {
+            if let Err(error) = drain.start() {
+                eprintln!("{error}; the profile keeps only the first samples");
+            }
+        })
+    }
+
+    /// If the drain thread was never started, writes the profile on the calling thread from
+    /// what was queued (nothing, unless starting the thread failed); `None` when the drain
+    /// thread runs and must be asked for the dump.
+    pub fn dump_if_unstarted(&self) -> Option<Result<(), Error>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let unstarted = state.as_ref()?;
+        let mut drain = Drain::new(unstarted.context.clone());
+        for message in unstarted.messages.try_iter() {
+            drain.handle(message);
+        }
+        Some(drain.dump())
+    }
 }
 
 pub struct Drain {
@@ -221,32 +301,35 @@ impl Drain {
     /// Handles messages until every sender is gone.
     pub fn run(mut self, messages: Receiver<DrainMessage>) {
         for message in messages {
-            match message {
-                DrainMessage::Samples(samples) => {
-                    for mut sample in samples {
-                        sample.truncate(self.context.settings.max_depth);
-                        if !self.aggregate.add(sample) {
-                            Stats::add(&self.context.stats.table_full, 1);
-                        }
+            self.handle(message);
+        }
+    }
+
+    fn handle(&mut self, message: DrainMessage) {
+        match message {
+            DrainMessage::Samples(samples) => {
+                for mut sample in samples {
+                    sample.truncate(self.context.settings.max_depth);
+                    if !self.aggregate.add(sample) {
+                        Stats::add(&self.context.stats.table_full, 1);
                     }
                 }
-                DrainMessage::Profile { reply } => {
-                    let _ = reply.send(self.profile());
-                }
-                DrainMessage::Modules(map) => {
-                    self.maps.insert(map.generation, map);
-                }
-                DrainMessage::Dump { done } => {
-                    let result = self.dump();
-                    crate::signal::note_dump_written();
-                    match done {
-                        Some(done) => {
-                            let _ = done.send(result);
-                        }
-                        None => {
-                            if let Err(error) = result {
-                                eprintln!("{error}");
-                            }
+            }
+            DrainMessage::Profile { reply } => {
+                let _ = reply.send(self.profile());
+            }
+            DrainMessage::Modules(map) => {
+                self.maps.insert(map.generation, map);
+            }
+            DrainMessage::Dump { done } => {
+                let result = self.dump();
+                match done {
+                    Some(done) => {
+                        let _ = done.send(result);
+                    }
+                    None => {
+                        if let Err(error) = result {
+                            eprintln!("{error}");
                         }
                     }
                 }
@@ -254,10 +337,13 @@ impl Drain {
         }
     }
 
+    /// Writes every format, then tells whoever waits for a profile (a terminating signal).
     fn dump(&mut self) -> Result<(), Error> {
         let profile = self.profile();
         let settings = &self.context.settings;
-        output::write_all(&settings.output_prefix, &settings.formats, &profile)
+        let result = output::write_all(&settings.output_prefix, &settings.formats, &profile);
+        crate::signal::note_dump_written();
+        result
     }
 
     fn profile(&mut self) -> Profile {

@@ -12,7 +12,9 @@
 //!
 //! ```text
 //!  preload (ctor) ─ settings ─> session ─┬─ signal::install: SIGPROF + dump signal handlers
-//!                                        └─ threads: sampler, drain
+//!                                        └─ threads: sampler (it starts the drain at its
+//!                                           first tick; a process that ends before that
+//!                                           writes its profile without one)
 //!
 //!  sampler thread                 target thread (signal context)         drain thread
 //!  ──────────────                 ──────────────────────────────         ────────────

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
 
-use crate::drain::{Drain, DrainMessage, DumpContext};
+use crate::drain::{DrainMessage, DumpContext, LazyDrain};
 use crate::error::Error;
 use crate::sampler::{Subscriber, Subscription, API_SLOTS};
 use crate::settings::{Settings, ThreadChoice};
@@ -34,10 +34,12 @@ pub struct Session {
     /// Its place with the process's sampler while sampling.
     sampling: Option<Subscription>,
     to_drain: Sender<DrainMessage>,
+    drain: Arc<LazyDrain>,
 }
 
 impl Session {
-    /// Installs the handlers and starts the sampler and drain threads.
+    /// Installs the handlers and starts sampling (the drain's thread starts once the
+    /// sampler has something for it).
     pub fn start(settings: Settings) -> Result<Session, Error> {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
@@ -65,12 +67,7 @@ impl Session {
             stats: stats.clone(),
             pool,
         };
-        // The symbolizer is not Send, so the drain is made on its own thread.
-        spawn("stacksample-drain", move || {
-            threads::register_own_thread();
-            Drain::new(context).run(from_sampler);
-            threads::unregister_own_thread();
-        })?;
+        let drain = LazyDrain::new(context, from_sampler);
         let mut session = Session {
             pid,
             settings,
@@ -79,6 +76,7 @@ impl Session {
             stats,
             sampling: None,
             to_drain,
+            drain,
         };
         session.resume()?;
         Ok(session)
@@ -98,6 +96,7 @@ impl Session {
             to_drain: self.to_drain.clone(),
             stats: self.stats.clone(),
             answers_dumps: true,
+            before_first_send: Some(self.drain.starter()),
         };
         self.sampling = Some(Subscription::join(subscriber, self.pool, false)?);
         Ok(())
@@ -107,6 +106,9 @@ impl Session {
     pub fn pause(&mut self) -> Result<(), Error> {
         // Leaving waits until the last samples are on the drain's channel.
         drop(self.sampling.take());
+        if let Some(written) = self.drain.dump_if_unstarted() {
+            return written;
+        }
         let (done, written) = bounded(1);
         let _ = self.to_drain.send(DrainMessage::Dump { done: Some(done) });
         match written.recv_timeout(FINAL_DUMP_TIMEOUT) {

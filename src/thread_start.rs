@@ -93,7 +93,9 @@ pub unsafe extern "C" fn pthread_create(
     }
     // SAFETY: the address is glibc's pthread_create, which has this signature.
     let glibc: PthreadCreate = unsafe { std::mem::transmute::<usize, PthreadCreate>(glibc) };
-    if !WATCHING.load(Ordering::Acquire) {
+    // A thread the profiler's own threads start (the sampler starts the drain) is the
+    // profiler's too, never sampled.
+    if !WATCHING.load(Ordering::Acquire) || threads::is_own_thread(threads::current_tid()) {
         // SAFETY: forwarded preconditions.
         return unsafe { glibc(thread, attr, routine, argument) };
     }

@@ -82,15 +82,20 @@ pub fn cpu_time(tid: i32) -> Option<u64> {
 pub fn wake_on_time() {
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the calling thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    // SAFETY: setpriority on this thread's id changes only this thread's nice value; a
-    // refusal (no privilege) leaves it as it was, which is fine.
-    unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            current_tid() as libc::id_t,
-            SAMPLER_NICE,
-        )
-    };
+    set_priority(SAMPLER_NICE);
+}
+
+/// The calling thread's nice value.
+pub fn priority() -> libc::c_int {
+    // SAFETY: getpriority on this thread's id only reads its nice value.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t) }
+}
+
+/// Sets the calling thread's nice value (a thread starts with its creator's); a refusal (no
+/// privilege to raise it) leaves it as it was, which is fine.
+pub fn set_priority(nice: libc::c_int) {
+    // SAFETY: setpriority on this thread's id changes only this thread's nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t, nice) };
 }
 
 /// Nice value the sampler thread asks for (the program's threads usually run at 0).
@@ -205,7 +210,7 @@ pub fn forget_own_threads() {
     }
 }
 
-fn is_own_thread(tid: i32) -> bool {
+pub fn is_own_thread(tid: i32) -> bool {
     OWN_THREADS
         .iter()
         .any(|slot| slot.load(Ordering::Acquire) == tid)

@@ -105,6 +105,7 @@ impl SamplingRun {
             to_drain: to_consumer,
             stats,
             answers_dumps: false,
+            before_first_send: None,
         };
         let sampling = Subscription::join(subscriber, pool, true)?;
         Ok(SamplingRun {

@@ -46,6 +46,9 @@ pub struct Subscriber {
     /// Whether the dump signal and terminating signals ask this consumer for a profile
     /// (the preloaded session's files).
     pub answers_dumps: bool,
+    /// Run before anything is first sent to the drain (the session starts its drain thread
+    /// only once there is something for it).
+    pub before_first_send: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// A look at how a thread used its time: when, how long it had waited for a CPU by then,
@@ -107,6 +110,7 @@ pub(super) struct Consumer {
     pub(super) targets: BTreeMap<i32, Target>,
     last_scan: u64,
     to_drain: Sender<DrainMessage>,
+    before_first_send: Option<Box<dyn FnOnce() + Send>>,
     /// Maps and dump requests its drain had no room for yet, in order; the sampler never
     /// waits for a consumer, so one that falls behind cannot hold up the others.
     outbox: VecDeque<DrainMessage>,
@@ -155,6 +159,7 @@ impl Consumer {
             targets,
             last_scan: 0,
             to_drain: subscriber.to_drain,
+            before_first_send: subscriber.before_first_send,
             outbox: VecDeque::new(),
             batch: Vec::with_capacity(BATCH_SAMPLES),
             batch_started: 0,
@@ -342,6 +347,7 @@ impl Consumer {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SAMPLES));
         let count = batch.len() as u64;
         self.flush_outbox();
+        self.first_send();
         let sent = self.outbox.is_empty()
             && !matches!(
                 self.to_drain.try_send(DrainMessage::Samples(batch)),
@@ -371,11 +377,20 @@ impl Consumer {
     }
 
     fn flush_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            self.first_send();
+        }
         while let Some(message) = self.outbox.pop_front() {
             if let Err(TrySendError::Full(message)) = self.to_drain.try_send(message) {
                 self.outbox.push_front(message);
                 return;
             }
+        }
+    }
+
+    fn first_send(&mut self) {
+        if let Some(start) = self.before_first_send.take() {
+            start();
         }
     }
 

@@ -211,13 +211,13 @@ fn unwind(snapshot: &UnwindSnapshot, start: Registers, data: &mut SlotData) {
         data.stop = StopReason::Complete;
         return;
     }
-    let (depth, stop) = walk(
-        snapshot,
-        start,
-        Reader::Own,
-        &mut data.cache,
-        &mut data.frames,
-    );
+    // Every armed slot has its cache (see `SampleSlot::arm`).
+    let Some(cache) = data.cache.as_mut() else {
+        data.depth = 0;
+        data.stop = StopReason::UnwindError;
+        return;
+    };
+    let (depth, stop) = walk(snapshot, start, Reader::Own, cache, &mut data.frames);
     data.depth = depth;
     data.stop = stop;
 }
