@@ -4,7 +4,8 @@
 #      interrupted allocator for 20 s at 10 kHz, a million distinct stacks at the default
 #      table size, ...), unless SOAK_ONLY=1;
 #   2. a soak: a four-thread allocating program profiled at 1 kHz with every thread sampled
-#      for SOAK_SECONDS (default 600), beside the same program run plain. Their resident
+#      for SOAK_SECONDS (default 600), then the same program run plain for
+#      SOAK_PLAIN_SECONDS (default 240, at most SOAK_SECONDS). Their resident
 #      memory is read every 10 s; the script prints the slopes after a one-minute warm-up
 #      (profiled minus plain is the library's) and what the profile says was lost, and
 #      fails if the library's memory grew by more than its new distinct stacks explain
@@ -14,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SOAK_SECONDS:-600}
+plain_seconds=${SOAK_PLAIN_SECONDS:-$((seconds < 240 ? seconds : 240))}
 warmup=$((seconds < 120 ? seconds / 4 : 60))
 
 scripts/install-deps.sh
@@ -25,26 +27,30 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -g -o "$work/alloc_storm" preload-test/programs/alloc_storm.c -lpthread
-# The same program runs plain beside the profiled one: the difference of the two slopes is
-# the library's (the program's own heap moves a little too).
-"$work/alloc_storm" 4 "$seconds" >"$work/plain-stdout" &
-plain=$!
+# Resident memory of process $1 every 10 s until it ends, as "seconds KB" lines in $2.
+watch_rss() {
+    local pid=$1 out=$2 started at rss
+    started=$(date +%s)
+    : >"$out"
+    while kill -0 "$pid" 2>/dev/null; do
+        at=$(($(date +%s) - started))
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        [[ -n $rss ]] && echo "$at $rss" >>"$out"
+        sleep 10
+    done
+}
 LD_PRELOAD="$PWD/target/release/libstacksample.so" STACKSAMPLE_TID=all \
     STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT="$work/soak" \
     "$work/alloc_storm" 4 "$seconds" >"$work/stdout" &
 pid=$!
-started=$(date +%s)
-: >"$work/rss"
-: >"$work/plain-rss"
-while kill -0 "$pid" 2>/dev/null; do
-    at=$(($(date +%s) - started))
-    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [[ -n $rss ]] && echo "$at $rss" >>"$work/rss"
-    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$plain/status" 2>/dev/null || true)
-    [[ -n $rss ]] && echo "$at $rss" >>"$work/plain-rss"
-    sleep 10
-done
+watch_rss "$pid" "$work/rss"
 wait "$pid"
+# Then the same program plain, alone too (side by side, two copies of a program that keeps
+# every CPU busy would double the load): the difference of the two slopes is the
+# library's (the program's own heap moves a little too).
+"$work/alloc_storm" 4 "$plain_seconds" >"$work/plain-stdout" &
+plain=$!
+watch_rss "$plain" "$work/plain-rss"
 wait "$plain"
 grep -qx "done 4" "$work/stdout"
 

@@ -237,7 +237,7 @@ impl LazyDrain {
         crate::session::spawn("stacksample-drain", move || {
             threads::register_own_thread();
             let _ = registered.send(());
-            threads::set_priority(priority);
+            threads::set_scheduling(priority, None);
             // The symbolizer is not Send, so the drain is made on its own thread.
             Drain::new(context).run(messages);
             threads::unregister_own_thread();
