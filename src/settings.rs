@@ -415,12 +415,14 @@ pub fn parse_duration(
         Ok(n) if n.is_finite() && n > 0.0 => n * scale,
         _ => return Err(Error::setting(name, value, "not a positive number", hint)),
     };
-    let interval = Duration::from_secs_f64(seconds);
-    if !range.contains(&interval) {
-        let problem = format!("must be between {:?} and {:?}", range.start(), range.end());
-        return Err(Error::setting(name, value, problem, hint));
+    // Beyond what a Duration holds (about 585 years) is out of range too, not a panic.
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(interval) if range.contains(&interval) => Ok(interval),
+        _ => {
+            let problem = format!("must be between {:?} and {:?}", range.start(), range.end());
+            Err(Error::setting(name, value, problem, hint))
+        }
     }
-    Ok(interval)
 }
 
 fn parse_max_stacks(value: &str) -> Result<usize, Error> {
@@ -557,7 +559,17 @@ mod tests {
             let s = parse(&[(INTERVAL, text)]).unwrap();
             assert_eq!(s.interval, Duration::from_micros(micros), "{text}");
         }
-        for bad in ["10", "ms", "-1ms", "10 parsecs", "1ns", "2h", "NaNs"] {
+        let too_long_for_a_duration = "20000000000000000000s";
+        for bad in [
+            "10",
+            "ms",
+            "-1ms",
+            "10 parsecs",
+            "1ns",
+            "2h",
+            "NaNs",
+            too_long_for_a_duration,
+        ] {
             assert!(parse(&[(INTERVAL, bad)]).is_err(), "{bad}");
         }
     }

@@ -212,8 +212,9 @@ pub fn restore_signal_mask(previous: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
 }
 
-/// Threads of the profiler itself (sampler, drain), never sampled.
-static OWN_THREADS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+/// Threads of the profiler itself (the sampler, the session's drain, each `Profiler`'s drain),
+/// never sampled.
+static OWN_THREADS: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
 
 /// Records the calling thread as one of the profiler's own.
 pub fn register_own_thread() {

@@ -174,8 +174,11 @@ impl Profiler {
             stats: self.stats.clone(),
             pool,
         };
-        let thread =
-            crate::session::spawn("stacksample-prof", move || Drain::new(context).run(samples))?;
+        let thread = crate::session::spawn("stacksample-prof", move || {
+            threads::register_own_thread();
+            Drain::new(context).run(samples);
+            threads::unregister_own_thread();
+        })?;
         Ok(DrainThread {
             to_drain: Some(to_drain),
             thread: Some(thread),
