@@ -2,6 +2,9 @@
 //! while it is sampled thousands of times, through cold and warm unwind caches.
 //!
 //! Its own test binary, because it installs a global allocator and the process-wide handler.
+//! The `heap-stats` feature gives the library a global allocator of its own, so then the test
+//! is left out.
+#![cfg(not(feature = "heap-stats"))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

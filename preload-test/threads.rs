@@ -273,3 +273,76 @@ fn sixty_four_threads_at_100_hz_keep_the_schedule() {
         .unwrap();
     assert!(behind <= 5, "sampler fell behind {behind} times: {missed}");
 }
+
+/// Policy (field 41) and nice value (field 19) of thread `tid` of process `pid`.
+fn policy_and_nice(pid: u32, tid: &str) -> (u32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (fields[38].parse().unwrap(), fields[16].parse().unwrap())
+}
+
+/// The sampler thread alone asks for deadline scheduling, and gets it as root (with an
+/// affinity over every CPU): then the program's busy threads cannot delay its ticks. The
+/// drain thread it starts, and the program's threads, keep the program's scheduling. The
+/// report says which the sampler had.
+#[test]
+fn only_the_sampler_thread_is_scheduled_ahead() {
+    use std::io::{BufRead, Read};
+    let exe = build("threads", &["-O2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&exe);
+    command
+        .args(["1000", "100", "0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped());
+    let env = [("STACKSAMPLE_TID", "all"), ("STACKSAMPLE_INTERVAL", "1ms")];
+    configure(&mut command, &env, true);
+    command.env("WAIT_FOR_THREAD", "stacksample-dra");
+    let mut child = command.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("worker tid"), "{line}");
+    // The sampler asks for its scheduling after its first tick's read of the modules.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut seen = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
+        let tid = task.unwrap().file_name().into_string().unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", child.id()));
+        seen.push((
+            comm.unwrap().trim().to_owned(),
+            policy_and_nice(child.id(), &tid),
+        ));
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "done\n");
+    assert!(child.wait().unwrap().success());
+
+    let report =
+        crate::support::Report::read(&dir.path().join(format!("stacksample.{}.txt", child.id())));
+    let said = report.field("sampler");
+    // As root only the kernel's admission control (other deadline threads using up the
+    // CPUs' share) may refuse: "Device or resource busy".
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let deadline = said.starts_with("deadline scheduling, ");
+    assert!(
+        deadline || !root || said.contains("busy"),
+        "{}",
+        report.text
+    );
+    let sampler = seen.iter().find(|(name, _)| name == "stacksample-sam");
+    let expected_policy = if deadline {
+        libc::SCHED_DEADLINE as u32
+    } else {
+        0
+    };
+    assert_eq!(sampler.map(|s| s.1 .0), Some(expected_policy), "{seen:?}");
+    let others: Vec<_> = seen
+        .iter()
+        .filter(|(name, _)| name != "stacksample-sam")
+        .collect();
+    assert_eq!(others.len(), 3, "main, worker and drain: {seen:?}");
+    assert!(others.iter().all(|(_, sched)| *sched == (0, 0)), "{seen:?}");
+}

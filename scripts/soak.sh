@@ -6,12 +6,16 @@
 #   2. a soak: a four-thread allocating program profiled at 1 kHz with every thread sampled
 #      for SOAK_SECONDS (default 600), then the same program run plain for
 #      SOAK_PLAIN_SECONDS (default 240, at most SOAK_SECONDS). Their resident
-#      memory is read every 10 s; the script prints the slopes after a one-minute warm-up
-#      (profiled minus plain is the library's) and what the profile says was lost, and
-#      fails if the library's memory grew by more than its new distinct stacks explain
-#      (1 KB each, plus 1 MB), if any sample was dropped because
-#      the drain fell behind, or if more than 1% of ticks were lost to the sampler falling
-#      behind (a machine busy with other work delays the sampler thread now and then).
+#      memory is read every 10 s, and so is the library's own heap (built with the
+#      `heap-stats` feature, the profile rewritten every 10 s). The script prints the slopes
+#      after a one-minute warm-up (resident: profiled minus plain; heap: the library's
+#      allocations alone) and what the profile says was lost, and fails if the library's
+#      heap or resident memory grew by more than its new distinct stacks explain (1 KB each,
+#      plus 64 KB for the heap and 1 MB for resident memory, which the allocator rounds),
+#      if any sample was dropped because the drain fell behind, or if more than 1% of ticks
+#      were lost to the sampler falling behind. The host's steal time over the run is
+#      printed beside it: a virtual CPU the host takes away delays the sampler whatever its
+#      scheduling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SOAK_SECONDS:-600}
@@ -19,32 +23,40 @@ plain_seconds=${SOAK_PLAIN_SECONDS:-$((seconds < 240 ? seconds : 240))}
 warmup=$((seconds < 120 ? seconds / 4 : 60))
 
 scripts/install-deps.sh
-cargo build --release
 if [[ ${SOAK_ONLY:-0} != 1 ]]; then
     STACKSAMPLE_GAUNTLET_LONG=1 cargo test --release --test preload gauntlet -- --test-threads=1
 fi
+# After the tests, which build the library without the feature.
+cargo build --release --features heap-stats
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -g -o "$work/alloc_storm" preload-test/programs/alloc_storm.c -lpthread
-# Resident memory of process $1 every 10 s until it ends, as "seconds KB" lines in $2.
+# Resident memory of process $1 every 10 s until it ends, as "seconds KB" lines in $2;
+# with $3, the library heap's live bytes from the profile $3 as "seconds KB" lines in $2.heap.
 watch_rss() {
-    local pid=$1 out=$2 started at rss
+    local pid=$1 out=$2 report=${3:-} started at rss heap
     started=$(date +%s)
     : >"$out"
+    : >"$out.heap"
     while kill -0 "$pid" 2>/dev/null; do
         at=$(($(date +%s) - started))
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
         [[ -n $rss ]] && echo "$at $rss" >>"$out"
+        heap=$([[ -n $report ]] && sed -n 's/^heap: *\([0-9]*\) bytes live.*/\1/p' "$report" 2>/dev/null || true)
+        [[ -n $heap ]] && echo "$at $((heap / 1024))" >>"$out.heap"
         sleep 10
     done
 }
+steal() { awk '/^cpu / { print $9 }' /proc/stat; }
+steal_before=$(steal)
 LD_PRELOAD="$PWD/target/release/libstacksample.so" STACKSAMPLE_TID=all \
-    STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT="$work/soak" \
+    STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT="$work/soak" STACKSAMPLE_FLUSH=10s \
     "$work/alloc_storm" 4 "$seconds" >"$work/stdout" &
 pid=$!
-watch_rss "$pid" "$work/rss"
+watch_rss "$pid" "$work/rss" "$work/soak.txt"
 wait "$pid"
+steal_ticks=$(($(steal) - steal_before))
 # Then the same program plain, alone too (side by side, two copies of a program that keeps
 # every CPU busy would double the load): the difference of the two slopes is the
 # library's (the program's own heap moves a little too).
@@ -66,8 +78,12 @@ profiled_slope=$(slope_of "$work/rss")
 plain_slope=$(slope_of "$work/plain-rss")
 slope=$(awk -v a="$profiled_slope" -v b="$plain_slope" 'BEGIN { printf "%.1f", a - b }')
 echo "slope after ${warmup} s of warm-up: profiled ${profiled_slope} KB/min, plain ${plain_slope} KB/min, library ${slope} KB/min"
+heap_slope=$(slope_of "$work/rss.heap")
+echo "library heap (seconds, KB): $(tr '\n' ' ' <"$work/rss.heap")"
+echo "library heap slope after ${warmup} s: ${heap_slope} KB/min"
 echo "distinct stacks in the profile: $(wc -l <"$work/soak.folded")"
-grep -E '^(samples|missed|dropped|truncated|handler time):' "$work/soak.txt"
+echo "host steal time during the profiled run: $((steal_ticks * 10)) ms of CPU"
+grep -E '^(samples|missed|dropped|truncated|handler time|sampler|heap):' "$work/soak.txt"
 
 behind=$(sed -n 's/^missed:.*sampler behind schedule: \([0-9]*\).*/\1/p' "$work/soak.txt")
 drain_behind=$(sed -n 's/^dropped:.*drain behind: \([0-9]*\).*/\1/p' "$work/soak.txt")
@@ -77,6 +93,8 @@ stacks=$(wc -l <"$work/soak.folded")
 minutes=$(awk -v s="$seconds" -v w="$warmup" 'BEGIN { print (s - w) / 60 }')
 awk -v s="$slope" -v m="$minutes" -v n="$stacks" 'BEGIN { exit !(s != "nan" && s * m <= n + 1024) }' ||
     { echo "FAIL: resident memory grows by ${slope} KB/min, more than ${stacks} distinct stacks explain"; exit 1; }
+awk -v s="$heap_slope" -v m="$minutes" -v n="$stacks" 'BEGIN { exit !(s != "nan" && s * m <= n + 64) }' ||
+    { echo "FAIL: the library's heap grows by ${heap_slope} KB/min, more than ${stacks} distinct stacks explain"; exit 1; }
 ((drain_behind == 0)) || { echo "FAIL: ${drain_behind} samples dropped, drain behind"; exit 1; }
 requested=$(sed -n 's/^samples:.* of \([0-9]*\) requested.*/\1/p' "$work/soak.txt")
 echo "sampler behind schedule: ${behind} of $((requested + behind)) thread ticks"

@@ -43,10 +43,48 @@ impl RawSample {
     }
 }
 
+/// Samples sent to a drain together, in the order they were taken. The sampler thread
+/// allocated them, and dropping the batch sends that memory back to it, to be freed or
+/// reused there. Freed on the receiving thread instead, they took the sampler's malloc arena
+/// lock: a drain that the program's busy threads preempt while holding it (it runs at the
+/// program's priority) kept the sampler waiting for milliseconds, and its ticks were late.
+pub struct SampleBatch {
+    samples: Vec<RawSample>,
+    home: Sender<Vec<RawSample>>,
+}
+
+impl SampleBatch {
+    pub fn new(samples: Vec<RawSample>, home: Sender<Vec<RawSample>>) -> SampleBatch {
+        SampleBatch { samples, home }
+    }
+}
+
+impl std::ops::Deref for SampleBatch {
+    type Target = Vec<RawSample>;
+
+    fn deref(&self) -> &Vec<RawSample> {
+        &self.samples
+    }
+}
+
+impl std::ops::DerefMut for SampleBatch {
+    fn deref_mut(&mut self) -> &mut Vec<RawSample> {
+        &mut self.samples
+    }
+}
+
+impl Drop for SampleBatch {
+    fn drop(&mut self) {
+        // A sampler that is gone, or has more returned batches than it took back, lets
+        // this thread free the batch.
+        let _ = self.home.try_send(std::mem::take(&mut self.samples));
+    }
+}
+
 /// What the sampler and the session send to the drain.
 pub enum DrainMessage {
     /// Samples in the order they were taken.
-    Samples(Vec<RawSample>),
+    Samples(SampleBatch),
     /// The module map of a new generation; sent before any sample of it.
     Modules(Arc<ModuleMap>),
     /// Write the profile now; report the result on `done` if given.
@@ -97,8 +135,9 @@ impl Aggregate {
         }
     }
 
-    /// Adds a sample; false when the table is full and the sample was dropped.
-    fn add(&mut self, sample: RawSample) -> bool {
+    /// Adds a sample; false when the table is full and the sample was dropped. The sample
+    /// keeps its frames unless they are a new stack's (see [`SampleBatch`]).
+    fn add(&mut self, sample: &mut RawSample) -> bool {
         if let Some(nanos) = sample.handler_nanos {
             self.handler_times.record(nanos);
         }
@@ -106,11 +145,17 @@ impl Aggregate {
             tid: sample.tid,
             generation: sample.generation,
             stop: sample.stop,
-            frames: sample.frames,
+            frames: std::mem::take(&mut sample.frames),
         };
         let index = match self.index.get(&key) {
-            Some(&index) => index,
-            None if self.stacks.len() >= self.max_stacks => return false,
+            Some(&index) => {
+                sample.frames = key.frames;
+                index
+            }
+            None if self.stacks.len() >= self.max_stacks => {
+                sample.frames = key.frames;
+                return false;
+            }
             None => {
                 let index = self.stacks.len() as u32;
                 self.index.insert(key.clone(), index);
@@ -237,7 +282,7 @@ impl LazyDrain {
         crate::session::spawn("stacksample-drain", move || {
             threads::register_own_thread();
             let _ = registered.send(());
-            threads::set_scheduling(priority, None);
+            crate::sampler::scheduling::schedule_normal(priority, None);
             // The symbolizer is not Send, so the drain is made on its own thread.
             Drain::new(context).run(messages);
             threads::unregister_own_thread();
@@ -307,8 +352,8 @@ impl Drain {
 
     fn handle(&mut self, message: DrainMessage) {
         match message {
-            DrainMessage::Samples(samples) => {
-                for mut sample in samples {
+            DrainMessage::Samples(mut samples) => {
+                for sample in samples.iter_mut() {
                     sample.truncate(self.context.settings.max_depth);
                     if !self.aggregate.add(sample) {
                         Stats::add(&self.context.stats.table_full, 1);
@@ -382,6 +427,8 @@ impl Drain {
             handler_total_nanos: times.total(),
             per_thread: context.settings.per_thread,
             mode: context.settings.mode,
+            sampler_scheduling: crate::sampler::scheduling::current(),
+            profiler_heap: crate::heap::usage(),
         }
     }
 }
@@ -407,15 +454,18 @@ mod tests {
     #[test]
     fn identical_stacks_are_counted_once() {
         let mut aggregate = Aggregate::new(crate::settings::DEFAULT_MAX_STACKS, true);
-        for tid in [1, 1, 2] {
-            let sample = RawSample {
+        // A new stack's frames move into the table; a known one's stay with the sample, to
+        // go back to the sampler with its batch.
+        for (tid, new_stack) in [(1, true), (1, false), (2, true)] {
+            let mut sample = RawSample {
                 tid,
                 generation: 1,
                 frames: vec![0x10, 0x20].into(),
                 stop: StopReason::Complete,
                 handler_nanos: Some(500),
             };
-            assert!(aggregate.add(sample));
+            assert!(aggregate.add(&mut sample));
+            assert_eq!(sample.frames.is_empty(), new_stack);
         }
         assert_eq!(aggregate.stacks.len(), 2);
         assert_eq!(aggregate.stacks[0].1, 2);

@@ -36,8 +36,9 @@
 //! - [`sampler`]: one sampler thread for every consumer in the process (the session, API
 //!   timers and profilers): deadlines, requests shared by consumers of one thread, timeouts,
 //!   module refresh; `sampler::consumer`: one consumer's threads, schedule, counters and
-//!   batches; `sampler::blocked`: blocked threads sampled without a signal, idle threads in
-//!   CPU mode.
+//!   batches, which come back to the sampler thread to be freed there; `sampler::blocked`:
+//!   blocked threads sampled without a signal, idle threads in CPU mode;
+//!   `sampler::scheduling`: deadline scheduling for the sampler thread where allowed.
 //! - [`threads`]: which threads to sample (`main`, ids, `all`, name globs), names, masks;
 //!   `thread_start`: interposed `pthread_create`, so new threads are known as they start.
 //! - [`signal`]: handler installation, chaining to the program's own handlers (interposed
@@ -49,7 +50,8 @@
 //! - [`output`]: one module per format, files replaced atomically; `output::lossless` is the
 //!   whole profile, which the `stacksample` command line (`src/bin/stacksample`: `record`,
 //!   `report`, `dump`) reads back and renders with the same writers.
-//! - [`stats`]: what was requested, taken, lost; printed in every report.
+//! - [`stats`]: what was requested, taken, lost; printed in every report. [`heap`]: the
+//!   library's own heap, counted with the `heap-stats` feature.
 //! - [`api`]: `Timer`, `Profiler` and one-shot stacks from Rust (numba's `stacktrace.tools`
 //!   API); [`capi`]: the same for C through `include/stacksample.h`, and for the Python
 //!   package in `python/` through ctypes. They run beside each other and beside a preloaded
@@ -101,6 +103,7 @@ pub mod drain;
 pub mod error;
 mod exec;
 mod glibc;
+pub mod heap;
 pub mod modules;
 pub mod output;
 mod preload;

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::drain::Aggregate;
+use crate::heap::HeapUsage;
 use crate::modules::{ModuleInfo, ModuleMap};
+use crate::sampler::scheduling::SamplerScheduling;
 use crate::settings::Mode;
 use crate::signal::slot::{SlotPool, StopReason};
 use crate::stats::{Stats, ThreadState};
@@ -195,6 +197,12 @@ pub struct Header {
     /// Folded and flame-graph output start each stack with a frame for its thread.
     pub per_thread: bool,
     pub mode: Mode,
+    /// How the sampler thread was scheduled (whether its ticks could be late).
+    #[serde(default)]
+    pub sampler_scheduling: Option<SamplerScheduling>,
+    /// The library's own heap (the `heap-stats` feature).
+    #[serde(default)]
+    pub profiler_heap: Option<HeapUsage>,
 }
 
 /// Per-function counts: the seed API's `get_sorted()`.

@@ -74,64 +74,10 @@ pub fn cpu_time(tid: i32) -> Option<u64> {
     (rc == 0).then(|| now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
 }
 
-/// Asks the kernel to wake the calling thread on time: by default a sleeping thread may be
-/// woken up to 50 us late (timer slack), which at a 100 us interval loses every other tick;
-/// and, where the process may (root, or `RLIMIT_NICE`), to run it ahead of the program's
-/// threads when they keep every CPU busy, so its ticks are not late behind them. It also asks
-/// for a short time slice (no privilege needed, Linux 6.12 and later): the scheduler then lets
-/// it preempt a busy thread as soon as it wakes instead of at the end of that thread's slice.
-/// It sleeps between ticks, so the program loses no more CPU than the ticks take.
-pub fn wake_on_time() {
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the calling thread.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    set_priority(SAMPLER_NICE);
-    set_scheduling(priority(), Some(SAMPLER_SLICE));
-}
-
-/// Slice the sampler thread asks for; its work per tick is a few tens of microseconds.
-const SAMPLER_SLICE: std::time::Duration = std::time::Duration::from_micros(100);
-
-/// Nice value the sampler thread asks for (the program's threads usually run at 0).
-const SAMPLER_NICE: libc::c_int = -5;
-
 /// The calling thread's nice value.
 pub fn priority() -> libc::c_int {
     // SAFETY: getpriority on this thread's id only reads its nice value.
     unsafe { libc::getpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t) }
-}
-
-/// Sets the calling thread's nice value; a refusal (no privilege to lower it) leaves it as it
-/// was, which is fine.
-fn set_priority(nice: libc::c_int) {
-    // SAFETY: setpriority on this thread's id changes only this thread's nice value.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t, nice) };
-}
-
-/// Puts the calling thread under the normal policy at `nice` with time slice `slice` (the
-/// kernel's default if `None`; kernels before 6.12 ignore it). A thread starts with its
-/// creator's nice value and slice, so a thread the sampler starts takes back the program's
-/// with this. A refusal leaves the thread as it was.
-pub fn set_scheduling(nice: libc::c_int, slice: Option<std::time::Duration>) {
-    let attr = libc::sched_attr {
-        size: std::mem::size_of::<libc::sched_attr>() as u32,
-        sched_policy: libc::SCHED_OTHER as u32,
-        sched_flags: 0,
-        sched_nice: nice,
-        sched_priority: 0,
-        sched_runtime: slice.map_or(0, |slice| slice.as_nanos() as u64),
-        sched_deadline: 0,
-        sched_period: 0,
-    };
-    // SAFETY: sched_setattr on the calling thread (pid 0) with a fully initialised attribute
-    // of the size it states; the kernel only reads it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_sched_setattr,
-            0,
-            &attr as *const libc::sched_attr,
-            0,
-        )
-    };
 }
 
 /// Nanoseconds thread `tid` has spent runnable but waiting for a CPU (the second field of

@@ -165,10 +165,10 @@ fn call_back(
     for message in samples {
         match message {
             DrainMessage::Modules(map) => namer.add_map(map),
-            DrainMessage::Samples(samples) => {
-                for mut sample in samples {
+            DrainMessage::Samples(mut samples) => {
+                for sample in samples.iter_mut() {
                     sample.truncate(max_depth);
-                    let entries = namer.entries(&sample);
+                    let entries = namer.entries(sample);
                     let entries = if show_python {
                         entries
                     } else {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Writer;
 use crate::profile::{Counters, Profile};
+use crate::sampler::scheduling::SamplerScheduling;
 use crate::stats::ThreadState;
 
 /// `rows`: functions listed in the main table (`stacksample report --top`).
@@ -89,6 +90,16 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     writeln!(out, "missed:       {}", missed(c))?;
+    if let Some(scheduling) = &h.sampler_scheduling {
+        writeln!(out, "sampler:      {}", describe_scheduling(scheduling))?;
+    }
+    if let Some(heap) = &h.profiler_heap {
+        writeln!(
+            out,
+            "heap:         {} bytes live, {} at most (the profiler's own allocations)",
+            heap.live, heap.peak
+        )?;
+    }
     writeln!(
         out,
         "dropped:      {}",
@@ -131,6 +142,20 @@ fn handler_share(profile: &Profile) -> String {
     match profile.handler_share_of_thread_cpu() {
         Some(share) => format!("{:.3}%", share * 100.0),
         None => "an unknown share".to_owned(),
+    }
+}
+
+/// How the sampler thread ran, which says whether its ticks could be late.
+fn describe_scheduling(scheduling: &SamplerScheduling) -> String {
+    match scheduling {
+        SamplerScheduling::Deadline { budget, period } => format!(
+            "deadline scheduling, ahead of the program's threads, at most {} of CPU every {}",
+            human(*budget),
+            human(*period)
+        ),
+        SamplerScheduling::Fair { nice, refused } => format!(
+            "normal scheduling at nice {nice} (deadline scheduling refused: {refused}); ticks can be late while the program keeps every CPU busy"
+        ),
     }
 }
 

@@ -14,6 +14,9 @@ use crate::threads::{self, SyscallFile, SyscallState};
 /// times, this far apart, before the tick gives up on it.
 const BLOCK_WAIT_TRIES: usize = 4;
 const BLOCK_WAIT: Duration = Duration::from_micros(50);
+/// The waits of one tick, all threads together, take at most this share of the interval: a
+/// tick that waited longer would make the next one late for every thread.
+const BLOCK_WAIT_SHARE: u32 = 4;
 /// CPU mode samples a thread once it has used this much CPU (or 5% of the interval, if
 /// more) since its last sample: well above what taking a sample costs it.
 const MIN_CPU_USE: Duration = Duration::from_micros(50);
@@ -69,6 +72,11 @@ impl Consumer {
         true
     }
 
+    /// Starts a tick's budget for waiting on threads between two calls.
+    pub(super) fn reset_block_wait(&mut self) {
+        self.block_wait_left = self.interval / BLOCK_WAIT_SHARE;
+    }
+
     /// Wall mode: samples a thread blocked in a system call without a signal, which would
     /// make calls such as `nanosleep` or `poll` return EINTR. While it stays in the same call
     /// and uses no CPU, its last stack is counted again; otherwise the stack is unwound from
@@ -76,7 +84,8 @@ impl Consumer {
     ///
     /// A thread that used little CPU since its last tick but is running right now is most
     /// likely between two calls: a signal sent now would land in the next one. It is given
-    /// a moment to block; if it does not, this tick skips it (counted).
+    /// a moment to block (within the tick's budget); if it does not, this tick skips it
+    /// (counted).
     pub(super) fn sample_blocked(&mut self, tid: i32) -> Blocking {
         let Some(cpu_now) = threads::cpu_time(tid) else {
             return Blocking::Running;
@@ -94,9 +103,13 @@ impl Consumer {
         let mostly_blocked = mostly_blocked
             && !(matches!(state, Some(SyscallState::Running)) && self.starved_while_busy(tid));
         for _ in 0..BLOCK_WAIT_TRIES {
-            if !mostly_blocked || matches!(state, Some(SyscallState::Blocked { .. })) {
+            if !mostly_blocked
+                || matches!(state, Some(SyscallState::Blocked { .. }))
+                || self.block_wait_left < BLOCK_WAIT
+            {
                 break;
             }
+            self.block_wait_left -= BLOCK_WAIT;
             std::thread::sleep(BLOCK_WAIT);
             state = self.syscall_state(tid);
         }

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::blocked::{Blocked, Blocking};
-use crate::drain::{DrainMessage, RawSample};
+use crate::drain::{DrainMessage, RawSample, SampleBatch};
 use crate::modules::ModuleMap;
 use crate::settings::Mode;
 use crate::signal::futex;
@@ -24,6 +24,9 @@ const MIN_RESPONSE_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Samples sent to the drain together: one wake-up of the drain per batch, not per sample.
 const BATCH_SAMPLES: usize = 256;
+/// Batches the drain may have finished with before the sampler takes them back; more are
+/// freed by the drain.
+const RETURNED_BATCHES: usize = 64;
 /// A partial batch is sent after this long, so a dump never misses much.
 const BATCH_AGE: Duration = Duration::from_millis(50);
 /// How often `all` and name patterns look for new threads (and renamed ones).
@@ -116,12 +119,17 @@ pub(super) struct Consumer {
     outbox: VecDeque<DrainMessage>,
     batch: Vec<RawSample>,
     batch_started: u64,
+    /// Batches the drain is done with come back here, to be freed or reused on this thread.
+    returned: Receiver<Vec<RawSample>>,
+    return_address: Sender<Vec<RawSample>>,
     pub(super) stats: Arc<Stats>,
     /// Unwinder cache and frame buffer for threads blocked in system calls.
     pub(super) blocked_cache: UnwindCache,
     pub(super) blocked_frames: Vec<u64>,
     /// A sample of it was on a stack outside every known mapping.
     pub(super) saw_unknown_stack: bool,
+    /// What this tick may still spend waiting for threads between two calls to block.
+    pub(super) block_wait_left: Duration,
 }
 
 impl Consumer {
@@ -143,6 +151,7 @@ impl Consumer {
             .collect();
         let interval = subscriber.interval;
         let timeout = (interval * 2).clamp(MIN_RESPONSE_TIMEOUT, MAX_RESPONSE_TIMEOUT);
+        let (return_address, returned) = crossbeam_channel::bounded(RETURNED_BATCHES);
         Consumer {
             id,
             interval,
@@ -163,10 +172,13 @@ impl Consumer {
             outbox: VecDeque::new(),
             batch: Vec::with_capacity(BATCH_SAMPLES),
             batch_started: 0,
+            returned,
+            return_address,
             stats: subscriber.stats,
             blocked_cache: UnwindCache::new_in(),
             blocked_frames: vec![0; subscriber.max_depth],
             saw_unknown_stack: false,
+            block_wait_left: Duration::ZERO,
         }
     }
 
@@ -344,7 +356,11 @@ impl Consumer {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SAMPLES));
+        let next = self.reusable_batch();
+        let batch = SampleBatch::new(
+            std::mem::replace(&mut self.batch, next),
+            self.return_address.clone(),
+        );
         let count = batch.len() as u64;
         self.flush_outbox();
         self.first_send();
@@ -356,6 +372,18 @@ impl Consumer {
         if !sent {
             Stats::add(&self.stats.drain_busy, count);
         }
+    }
+
+    /// A batch the drain is done with, emptied (its frames freed here), or a new one.
+    fn reusable_batch(&mut self) -> Vec<RawSample> {
+        let mut reusable = None;
+        while let Ok(mut batch) = self.returned.try_recv() {
+            batch.clear();
+            if batch.capacity() >= BATCH_SAMPLES {
+                reusable.get_or_insert(batch);
+            }
+        }
+        reusable.unwrap_or_else(|| Vec::with_capacity(BATCH_SAMPLES))
     }
 
     /// Hands the drain a module map; samples taken with older maps go first.

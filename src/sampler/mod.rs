@@ -15,6 +15,7 @@
 
 mod blocked;
 mod consumer;
+pub mod scheduling;
 
 pub use consumer::Subscriber;
 
@@ -228,6 +229,8 @@ struct Sampler {
     retired: Vec<Retired>,
     refresh_wanted: bool,
     last_regions_refresh: u64,
+    /// The tick interval the thread's scheduling was last asked for.
+    scheduled_for: Option<Duration>,
 }
 
 impl Sampler {
@@ -243,6 +246,7 @@ impl Sampler {
             retired: Vec::new(),
             refresh_wanted: false,
             last_regions_refresh: 0,
+            scheduled_for: None,
         }
     }
 
@@ -252,7 +256,7 @@ impl Sampler {
     /// pays for it. A bug that panics loses one round, not the process's sampling.
     fn run(mut self) {
         threads::register_own_thread();
-        threads::wake_on_time();
+        scheduling::wake_on_time();
         let mut reported = false;
         loop {
             let round = panic::catch_unwind(AssertUnwindSafe(|| self.round()));
@@ -429,6 +433,7 @@ impl Sampler {
     fn tick(&mut self, now: u64) {
         self.collect(now);
         self.refresh_modules(now);
+        self.schedule_for_consumers();
         let started = if self.consumers.iter().any(|c| c.selector.is_dynamic()) {
             thread_start::take_started()
         } else {
@@ -444,6 +449,7 @@ impl Sampler {
             consumer.rescan(now);
             if consumer.next_due <= now {
                 consumer.advance_schedule(now);
+                consumer.reset_block_wait();
                 consumer.flush_if_due(now);
                 if !self.held {
                     let tids: Vec<i32> = consumer.targets.keys().copied().collect();
@@ -462,6 +468,22 @@ impl Sampler {
                 .iter()
                 .any(|&(slot, word)| pool.still_writing(slot, word))
         });
+    }
+
+    /// Asks for the scheduling the shortest interval among the consumers needs. Done after
+    /// the modules are read, so the first tick's long read of them is not held to a tick's
+    /// budget.
+    fn schedule_for_consumers(&mut self) {
+        let shortest = self
+            .consumers
+            .iter()
+            .filter(|c| c.leaving.is_none())
+            .map(|c| c.interval)
+            .min();
+        if let Some(interval) = shortest.filter(|&s| Some(s) != self.scheduled_for) {
+            self.scheduled_for = Some(interval);
+            scheduling::schedule_ticks(interval);
+        }
     }
 
     /// Collects finished requests and cancels those past their timeout.

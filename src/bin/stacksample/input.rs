@@ -206,6 +206,8 @@ fn folded_header(path: &Path, stacks: &[Stack]) -> Header {
         handler_total_nanos: 0,
         per_thread: false,
         mode: Mode::Wall,
+        sampler_scheduling: None,
+        profiler_heap: None,
     }
 }
 
