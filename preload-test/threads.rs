@@ -60,6 +60,12 @@ fn worker_thread_chosen_by_tid() {
         report.text
     );
     assert!(report.field("thread").contains("exited"), "{}", report.text);
+    // Stacks are told apart by address before naming merges them.
+    assert!(
+        report.number("stacks") as usize >= folded.stacks.len(),
+        "{}",
+        report.text
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::modules::ModuleMap;
@@ -95,6 +96,16 @@ pub enum DrainMessage {
     Profile { reply: Sender<Profile> },
 }
 
+/// The drain's table of distinct stacks (by address, before naming), as the report states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackTable {
+    pub stacks: usize,
+    /// `STACKSAMPLE_MAX_STACKS`.
+    pub max_stacks: usize,
+    /// About how much memory it holds.
+    pub bytes: usize,
+}
+
 /// Identity of an aggregated stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StackKey {
@@ -132,6 +143,33 @@ impl Aggregate {
             handler_times: HandlerTimes::default(),
             max_stacks,
             timeline_limit: if keep_timeline { MAX_TIMELINE } else { 0 },
+        }
+    }
+
+    /// About how many bytes the table holds: each stack's frames twice (the list's and the
+    /// index's keys), the slots of the list and of the index (a hash table keeps up to an
+    /// eighth of its slots free and grows by doubling), and the timeline.
+    fn table_bytes(&self) -> usize {
+        let frames: usize = self
+            .stacks
+            .iter()
+            .map(|(key, _)| std::mem::size_of_val(&*key.frames))
+            .sum();
+        let list = self.stacks.capacity() * std::mem::size_of::<(StackKey, u64)>();
+        let buckets = match self.index.capacity() {
+            0 => 0,
+            capacity => (capacity * 8 / 7 + 1).next_power_of_two(),
+        };
+        let index = buckets * (std::mem::size_of::<(StackKey, u32)>() + 1);
+        2 * frames + list + index + self.timeline.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// The table's size, for the report.
+    pub fn table(&self) -> StackTable {
+        StackTable {
+            stacks: self.stacks.len(),
+            max_stacks: self.max_stacks,
+            bytes: self.table_bytes(),
         }
     }
 
@@ -429,6 +467,7 @@ impl Drain {
             mode: context.settings.mode,
             sampler_scheduling: crate::sampler::scheduling::current(),
             profiler_heap: crate::heap::usage(),
+            stack_table: Some(self.aggregate.table()),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::drain::Aggregate;
+use crate::drain::{Aggregate, StackTable};
 use crate::heap::HeapUsage;
 use crate::modules::{ModuleInfo, ModuleMap};
 use crate::sampler::scheduling::SamplerScheduling;
@@ -203,6 +203,9 @@ pub struct Header {
     /// The library's own heap (the `heap-stats` feature).
     #[serde(default)]
     pub profiler_heap: Option<HeapUsage>,
+    /// The drain's table of distinct stacks by address (none for a folded file).
+    #[serde(default)]
+    pub stack_table: Option<StackTable>,
 }
 
 /// Per-function counts: the seed API's `get_sorted()`.

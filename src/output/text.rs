@@ -93,6 +93,13 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     if let Some(scheduling) = &h.sampler_scheduling {
         writeln!(out, "sampler:      {}", describe_scheduling(scheduling))?;
     }
+    if let Some(table) = &h.stack_table {
+        writeln!(
+            out,
+            "stacks:       {} distinct by address (at most {} kept); the table holds about {} bytes",
+            table.stacks, table.max_stacks, table.bytes
+        )?;
+    }
     if let Some(heap) = &h.profiler_heap {
         writeln!(
             out,

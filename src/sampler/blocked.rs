@@ -101,7 +101,8 @@ impl Consumer {
         // Little CPU but not in a call: on a busy machine that may be a busy thread waiting
         // for a CPU, sampled like any running thread.
         let mostly_blocked = mostly_blocked
-            && !(matches!(state, Some(SyscallState::Running)) && self.starved_while_busy(tid));
+            && !(matches!(state, Some(SyscallState::Running))
+                && self.starved_while_busy(tid, cpu_now));
         for _ in 0..BLOCK_WAIT_TRIES {
             if !mostly_blocked
                 || matches!(state, Some(SyscallState::Blocked { .. }))
@@ -130,9 +131,11 @@ impl Consumer {
     /// runnable but waiting for a CPU, and never blocked or slept meanwhile: a busy thread
     /// that a loaded machine keeps from running. One that blocked may be runnable on its way
     /// out of a call a signal would still interrupt (a `poll` that just timed out returns
-    /// EINTR if a signal is pending by then), so it is not taken for busy. False at the
-    /// first look.
-    fn starved_while_busy(&mut self, tid: i32) -> bool {
+    /// EINTR if a signal is pending by then), so it is not taken for busy; nor is one that
+    /// has run less than [`MIN_CPU_USE`] since it was last seen blocked in a call, because
+    /// it may not have left that call yet (it can wait for a CPU on its way out for longer
+    /// than a tick). False at the first look.
+    fn starved_while_busy(&mut self, tid: i32, cpu_now: u64) -> bool {
         let at = crate::signal::futex::monotonic_nanos();
         let (Some(waited), Some(voluntary_switches)) = (
             threads::run_queue_wait(tid),
@@ -143,16 +146,21 @@ impl Consumer {
         let Some(target) = self.targets.get_mut(&tid) else {
             return false;
         };
+        let leaving_a_call = target.blocked.as_ref().is_some_and(|blocked| {
+            cpu_now.saturating_sub(blocked.cpu) < MIN_CPU_USE.as_nanos() as u64
+        });
         let look = RunQueueLook {
             at,
             waited,
             voluntary_switches,
         };
-        target.run_queue_seen.replace(look).is_some_and(|before| {
-            voluntary_switches == before.voluntary_switches
-                && waited.saturating_sub(before.waited).saturating_mul(2)
-                    >= at.saturating_sub(before.at)
-        })
+        let before = target.run_queue_seen.replace(look);
+        !leaving_a_call
+            && before.is_some_and(|before| {
+                voluntary_switches == before.voluntary_switches
+                    && waited.saturating_sub(before.waited).saturating_mul(2)
+                        >= at.saturating_sub(before.at)
+            })
     }
 
     /// Reads `/proc/self/task/<tid>/syscall`, keeping it open while few threads are sampled

@@ -16,8 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::threads;
 
-/// Share of each tick's period the sampler may run under deadline scheduling.
+/// Share of each period the sampler may run under deadline scheduling.
 const BUDGET_SHARE: u32 = 4;
+/// Deadline periods: the budget is per period, not per tick, so a tick that has more to do
+/// than most (a rescan, a new module map) borrows from the ticks after it instead of being
+/// stopped until the next period. At least 10 ms, at most 1 s (the kernel takes 100 us to
+/// 4 s).
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+const MAX_PERIOD: Duration = Duration::from_secs(1);
 /// Nice value asked for under normal scheduling (the program's threads usually run at 0).
 const FAIR_NICE: libc::c_int = -5;
 /// Time slice asked for under normal scheduling; the work of a tick takes tens of microseconds.
@@ -48,25 +54,23 @@ pub fn wake_on_time() {
 }
 
 /// Schedules the calling (sampler) thread for ticks every `interval`: deadline scheduling
-/// with a quarter of each period as its budget if the kernel allows, else nice -5 (where the
+/// with a quarter of a CPU as its budget if the kernel allows, else nice -5 (where the
 /// process may lower its nice value) with a short time slice (Linux 6.12 and later), which
 /// lets it preempt a busy thread as soon as it wakes instead of at the end of that thread's
 /// slice. Threads it starts begin with normal scheduling either way (`RESET_ON_FORK`).
 pub fn schedule_ticks(interval: Duration) {
-    let budget = interval / BUDGET_SHARE;
+    let period = interval.clamp(MIN_PERIOD, MAX_PERIOD);
+    let budget = period / BUDGET_SHARE;
     let attr = libc::sched_attr {
         sched_policy: libc::SCHED_DEADLINE as u32,
         sched_flags: libc::SCHED_FLAG_RESET_ON_FORK as u64,
         sched_runtime: nanos(budget),
-        sched_deadline: nanos(interval),
-        sched_period: nanos(interval),
+        sched_deadline: nanos(period),
+        sched_period: nanos(period),
         ..normal_attr(0)
     };
     let scheduling = match set_attr(&attr) {
-        Ok(()) => SamplerScheduling::Deadline {
-            budget,
-            period: interval,
-        },
+        Ok(()) => SamplerScheduling::Deadline { budget, period },
         Err(refused) => schedule_fair(refused),
     };
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(scheduling);

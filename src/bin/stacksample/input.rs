@@ -208,6 +208,7 @@ fn folded_header(path: &Path, stacks: &[Stack]) -> Header {
         mode: Mode::Wall,
         sampler_scheduling: None,
         profiler_heap: None,
+        stack_table: None,
     }
 }
 
