@@ -602,7 +602,12 @@ impl Sampler {
     /// when a stack was outside it (at most every 10 ms) or a second has passed, so stack
     /// reads are bounded by mappings at most that old.
     fn refresh_modules(&mut self, now: u64) {
-        if let Some(generation) = self.registry.refresh() {
+        let registry = &mut self.registry;
+        let rebuilt = registry
+            .changed()
+            .then(|| scheduling::unbudgeted(|| registry.refresh()))
+            .flatten();
+        if let Some(generation) = rebuilt {
             self.last_regions_refresh = now;
             self.publish(generation);
             return;
