@@ -280,12 +280,7 @@ impl Sampler {
             self.collect(now);
             self.finish_leaving(now);
         }
-        let due = self
-            .consumers
-            .iter()
-            .filter(|c| c.leaving.is_none())
-            .map(|c| c.next_due)
-            .min();
+        let due = self.staying().map(|c| c.next_due).min();
         match due {
             Some(due) if now >= due => self.tick(now),
             _ => {
@@ -470,16 +465,16 @@ impl Sampler {
         });
     }
 
+    /// The consumers not asked to leave.
+    fn staying(&self) -> impl Iterator<Item = &Consumer> {
+        self.consumers.iter().filter(|c| c.leaving.is_none())
+    }
+
     /// Asks for the scheduling the shortest interval among the consumers needs. Done after
     /// the modules are read, so the first tick's long read of them is not held to a tick's
     /// budget.
     fn schedule_for_consumers(&mut self) {
-        let shortest = self
-            .consumers
-            .iter()
-            .filter(|c| c.leaving.is_none())
-            .map(|c| c.interval)
-            .min();
+        let shortest = self.staying().map(|c| c.interval).min();
         if let Some(interval) = shortest.filter(|&s| Some(s) != self.scheduled_for) {
             self.scheduled_for = Some(interval);
             scheduling::schedule_ticks(interval);
