@@ -16,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use stacksample::api::{self, Profiler, StackEntry, Timer};
+use stacksample::current_tid;
 use stacksample::settings::Format;
-use stacksample::threads::current_tid;
 
 static TURN: Mutex<()> = Mutex::new(());
 /// Fewest samples in 300-400 ms at 1 ms: hundreds on an idle machine, a dozen or more on a

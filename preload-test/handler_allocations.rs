@@ -11,8 +11,8 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use stacksample::session::Session;
 use stacksample::settings::{Format, Settings, ThreadChoice};
+use stacksample::Session;
 
 struct CountingAllocator;
 
@@ -60,7 +60,7 @@ fn recurse(depth: u32, seed: u64) -> u64 {
 #[test]
 fn handler_allocates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let tid = stacksample::threads::current_tid();
+    let tid = stacksample::current_tid();
     let settings = Settings {
         interval: Duration::from_micros(200),
         dump_signal: None,

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{self, Profiler, StackEntry, Timer};
-use crate::error::Error;
-use crate::settings::parse_formats;
+use crate::base::error::Error;
+use crate::settings::{parse_formats, INTERVAL_RANGE};
+use crate::threads;
 
 pub const STACKSAMPLE_OK: c_int = 0;
 /// An argument cannot be used (bad thread id, interval, depth, format, null pointer).
@@ -115,14 +116,21 @@ fn null_argument(name: &'static str) -> Error {
 }
 
 fn interval(seconds: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| Error::argument("interval", seconds, "use seconds from 0.00005 to 60"))
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        let (shortest, longest) = (INTERVAL_RANGE.start(), INTERVAL_RANGE.end());
+        let hint = format!(
+            "use seconds from {} to {}",
+            shortest.as_secs_f64(),
+            longest.as_secs_f64()
+        );
+        Error::argument("interval", seconds, hint)
+    })
 }
 
 /// The kernel id of `thread` (a kernel id or a `pthread_t`); 0 means the calling thread.
 fn kernel_tid(thread: u64) -> Result<i32, Error> {
     match thread {
-        0 => Ok(crate::threads::current_tid()),
+        0 => Ok(threads::current_tid()),
         id => api::kernel_tid(id),
     }
 }

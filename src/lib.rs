@@ -11,65 +11,67 @@
 //! ## How a sample travels
 //!
 //! ```text
-//!  preload (ctor) ─ settings ─> session ─┬─ signal::install: SIGPROF + dump signal handlers
-//!                                        └─ threads: sampler (it starts the drain at its
-//!                                           first tick; a process that ends before that
-//!                                           writes its profile without one)
+//!  preload (ctor) ─ settings ─> run::Session ─┬─ engine::install: SIGPROF, dump and
+//!                                             │  termination handlers
+//!                                             └─ engine sampler thread (it starts the
+//!                                                drain at its first tick)
 //!
 //!  sampler thread                 target thread (signal context)         drain thread
 //!  ──────────────                 ──────────────────────────────         ────────────
 //!  first tick: modules (dl_iterate_phdr -> framehop unwinder snapshot; again on dlopen)
-//!  arm slot (seq) ──SIGPROF──────> handler: claim slot, unwind with
-//!                                  framehop into preallocated frames,
-//!  next tick: collect DONE slot <─ publish slot (wakes nobody)
-//!  copy frames ──crossbeam──────────────────────────────────────────────> aggregate by
+//!  arm slot (seq) ──SIGPROF──────> engine::handler: claim slot, unwind
+//!                                  with framehop into preallocated
+//!                                  frames, publish (wakes nobody)
+//!  next tick: collect DONE slot <─┘
+//!  copy into a sample::RawSample
+//!  batch ──sink (crossbeam)─────────────────────────────────────────────> aggregate by
 //!                                                                         raw addresses
-//!                              dump signal / exit ──────────────────────> symbolize, write
-//!                                                                         every format
+//!                              dump signal / exit ──────────────────────> symbolize,
+//!                                                                         profile, write
+//!                                                                         every output
 //! ```
 //!
-//! - [`settings`]: `STACKSAMPLE_*` variables -> [`settings::Settings`].
-//! - `preload`: constructor/destructor; errors become one `stacksample:` line on stderr.
-//!   `exec`: interposed `exec*` and `_exit`, which write the profile first; `glibc` finds
-//!   the definitions the interposers replace.
-//! - [`session`]: starts and stops one profiling session.
-//! - [`sampler`]: one sampler thread for every consumer in the process (the session, API
-//!   timers and profilers): deadlines, requests shared by consumers of one thread, timeouts,
-//!   module refresh; `sampler::consumer`: one consumer's threads, schedule, counters and
-//!   batches, which come back to the sampler thread to be freed there; `sampler::blocked`:
-//!   blocked threads sampled without a signal, idle threads in CPU mode;
-//!   `sampler::scheduling`: deadline scheduling for the sampler thread where allowed.
-//! - [`threads`]: which threads to sample (`main`, ids, `all`, name globs), names, masks;
-//!   `thread_start`: interposed `pthread_create`, so new threads are known as they start.
-//! - [`signal`]: handler installation, chaining to the program's own handlers (interposed
-//!   `sigaction` and the `signal` family), termination signals that dump first, the sample
-//!   slots' state machine; `signal::handler` is all the code that runs in signal context.
-//! - [`modules`]: loaded objects, unwind data copied so `dlclose` cannot pull it away.
-//! - [`drain`]: aggregation in bounded memory and dump orchestration.
-//! - [`symbolize`], [`profile`]: names at dump time; the symbolized profile.
-//! - [`output`]: one module per format, files replaced atomically; `output::lossless` is the
-//!   whole profile, which the `stacksample` command line (`src/bin/stacksample`: `record`,
-//!   `report`, `dump`) reads back and renders with the same writers.
-//! - [`stats`]: what was requested, taken, lost; printed in every report. [`heap`]: the
-//!   library's own heap, counted with the `heap-stats` feature.
-//! - [`api`]: `Timer`, `Profiler` and one-shot stacks from Rust (numba's `stacktrace.tools`
-//!   API); [`capi`]: the same for C through `include/stacksample.h`, and for the Python
-//!   package in `python/` through ctypes. They run beside each other and beside a preloaded
-//!   session, all served by the one sampler.
+//! ## Layers
+//!
+//! Each module imports only from its own layer or the layers above it in this list (lower
+//! numbers); the `layers` test reads this list and fails on an import that goes the other
+//! way, on an import through the crate root, and on any import cycle between files.
+//!
+//! 1. `base`: errors, the clock, futexes, glibc look-ups, the library's heap, its threads.
+//! 2. `settings`: the resolved settings (`model`) and the `STACKSAMPLE_*` parser (`env`).
+//! 3. `threads`: what the kernel says of this process's threads; which to sample; fork guard.
+//! 4. `sample`, `stats`: the raw sample that crosses from engine to consumer; the counters.
+//! 5. `modules`: loaded objects, their unwind data (copied) and the memory map.
+//! 6. `engine::handler`: every piece of code that runs in signal context, and nothing else.
+//! 7. `engine`: handler installation, the sampler thread and its consumers, thread start.
+//! 8. `aggregate`, `symbolize`: counts of raw stacks; names, at dump time only.
+//! 9. `profile`: the symbolized profile every output renders.
+//! 10. `output`: one module per format, files replaced atomically.
+//! 11. `run`: a session's wiring, and the drain thread that writes its profiles.
+//! 12. `api`: `Timer`, `Profiler` and one-shot stacks (numba's `stacktrace.tools` API).
+//! 13. `capi`, `preload`: the C ABI; the constructor, destructor and `exec*` interposers.
+//!
+//! ## Public surface
+//!
+//! Modules are private; what is public is chosen here: [`api`] (Rust API), [`settings`]
+//! (what a session is asked to do), [`profile`] and [`output`] (reading, filtering and
+//! writing a saved profile, as the `stacksample` command line does), and at the root
+//! [`Session`], [`Error`], [`StopReason`], [`Counters`], [`SamplerScheduling`],
+//! [`StackTable`], [`ThreadState`] and [`current_tid`]. The C ABI is `include/stacksample.h`.
 //!
 //! ## From Rust
 //!
-//! The same engine runs without `LD_PRELOAD`: start a [`session::Session`] for a thread,
-//! finish it to write the profile.
+//! The same engine runs without `LD_PRELOAD`: start a [`Session`] for a thread, finish it to
+//! write the profile.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use stacksample::session::Session;
 //! use stacksample::settings::{Settings, ThreadChoice};
+//! use stacksample::Session;
 //!
 //! let dir = std::env::temp_dir().join(format!("stacksample-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
-//! let this_thread = ThreadChoice::Tid(stacksample::threads::current_tid());
+//! let this_thread = ThreadChoice::Tid(stacksample::current_tid());
 //! let session = Session::start(Settings {
 //!     interval: Duration::from_millis(1),
 //!     dump_signal: None,
@@ -96,26 +98,28 @@
 //! frame in the folded output.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+mod aggregate;
 pub mod api;
+mod base;
 #[allow(non_camel_case_types)]
-pub mod capi;
-pub mod drain;
-pub mod error;
-mod exec;
-mod glibc;
-pub mod heap;
-pub mod modules;
+mod capi;
+mod engine;
+#[cfg(test)]
+mod layers;
+mod modules;
 pub mod output;
 mod preload;
 pub mod profile;
-pub mod sampler;
-pub mod session;
+mod run;
+mod sample;
 pub mod settings;
-pub mod signal;
-pub mod stats;
-pub mod symbolize;
-mod thread_start;
-pub mod threads;
+mod stats;
+mod symbolize;
+mod threads;
 
-pub use error::Error;
-pub use settings::Settings;
+pub use aggregate::StackTable;
+pub use base::error::Error;
+pub use run::Session;
+pub use sample::StopReason;
+pub use stats::{Counters, SamplerScheduling, ThreadState};
+pub use threads::current_tid;

@@ -1,50 +1,124 @@
-//! Counters of what was requested, taken and lost: part of every report, never silent.
+//! Layer 4: counters of what was requested, taken and lost, part of every report and never
+//! silent; the fate of each thread asked for; how the sampler thread was scheduled.
 //!
 //! Written by the sampler and drain threads (the handler's only counter lives in the slot
 //! pool), read by the drain when it writes a profile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-/// Shared counters of one profiling session.
-#[derive(Default)]
-pub struct Stats {
+use serde::{Deserialize, Serialize};
+
+use crate::threads;
+
+/// Declares every counter once: the shared atomics ([`Stats`]), their copy in a profile
+/// ([`Counters`]), the copy itself and the sum of two profiles' counters.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Shared counters of one profiling session.
+        #[derive(Default)]
+        pub struct Stats {
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+            /// Threads the user asked for, and what became of them.
+            pub threads: Mutex<Vec<ThreadStatus>>,
+        }
+
+        /// Counters copied from [`Stats`] when a profile is built.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $name: u64,)*
+            /// Signals whose request had been given up before their handler ran (the
+            /// handler's own counter, kept in the slot pool).
+            pub late_signals: u64,
+        }
+
+        impl Counters {
+            /// A copy of `stats`, with the slot pool's `late_signals`.
+            pub fn read(stats: &Stats, late_signals: u64) -> Counters {
+                Counters {
+                    $($name: Stats::get(&stats.$name),)*
+                    late_signals,
+                }
+            }
+
+            /// Adds `other`'s counts to these (profiles of one process tree, merged).
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$name += other.$name;)*
+                self.late_signals += other.late_signals;
+            }
+        }
+    };
+}
+
+counters! {
     /// Sample requests sent to a thread.
-    pub requested: AtomicU64,
+    requested,
     /// Samples a handler filled in and the sampler collected.
-    pub taken: AtomicU64,
+    taken,
     /// Requests no handler answered in time (thread blocks the signal, is stopped, or busy).
-    pub no_response: AtomicU64,
+    no_response,
     /// Requests whose handler started but did not finish in time (its slot stays busy).
-    pub stuck: AtomicU64,
+    stuck,
     /// Ticks skipped for a thread because every slot was still held by a stuck handler.
-    pub slots_busy: AtomicU64,
+    slots_busy,
     /// Requests that could not be sent (other than the thread having exited).
-    pub send_failed: AtomicU64,
+    send_failed,
     /// Deadlines the sampler missed because it fell behind.
-    pub missed_deadlines: AtomicU64,
+    missed_deadlines,
     /// Samples dropped because the drain fell behind.
-    pub drain_busy: AtomicU64,
+    drain_busy,
     /// Samples dropped because the table of distinct stacks was full.
-    pub table_full: AtomicU64,
+    table_full,
     /// Stacks cut at the depth limit.
-    pub depth_limit: AtomicU64,
+    depth_limit,
     /// Stacks whose unwinding stopped at a frame it could not unwind.
-    pub unwind_error: AtomicU64,
+    unwind_error,
     /// Samples whose stack pointer was in no known mapping (leaf only).
-    pub unknown_stack: AtomicU64,
+    unknown_stack,
     /// Samples taken leaf-only because the thread's stack was nearly full.
-    pub stack_too_small: AtomicU64,
+    stack_too_small,
     /// Samples of threads blocked in a system call, unwound without a signal.
-    pub blocked_unwound: AtomicU64,
+    blocked_unwound,
     /// Samples of threads still blocked in the same call, counted again without unwinding.
-    pub blocked_repeated: AtomicU64,
+    blocked_repeated,
     /// Wall mode: ticks a mostly blocked thread was skipped because it was between calls.
-    pub between_calls: AtomicU64,
+    between_calls,
     /// CPU mode: ticks a thread was not sampled because it had used no CPU since the last.
-    pub idle_skipped: AtomicU64,
-    /// Threads the user asked for, and what became of them.
-    pub threads: Mutex<Vec<ThreadStatus>>,
+    idle_skipped,
+}
+
+impl Counters {
+    /// Requests that produced no sample, for any reason.
+    pub fn missed(&self) -> u64 {
+        self.no_response
+            + self.stuck
+            + self.slots_busy
+            + self.send_failed
+            + self.missed_deadlines
+            + self.between_calls
+    }
+
+    /// Samples taken but left out of the profile; `in_profiler` is the profile's
+    /// `profiler_samples`.
+    pub fn dropped(&self, in_profiler: u64) -> u64 {
+        self.drain_busy + self.table_full + in_profiler
+    }
+
+    /// Samples taken by a signal handler (the others were blocked threads read from outside).
+    pub fn taken_by_signal(&self) -> u64 {
+        self.taken
+            .saturating_sub(self.blocked_unwound + self.blocked_repeated)
+    }
+}
+
+/// How the sampler thread is scheduled, as the report states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SamplerScheduling {
+    /// `SCHED_DEADLINE`: ahead of the program's threads, at most `budget` of CPU per `period`.
+    Deadline { budget: Duration, period: Duration },
+    /// The normal policy at `nice`, because deadline scheduling was `refused` (the reason).
+    Fair { nice: libc::c_int, refused: String },
 }
 
 /// A target thread and its fate.
@@ -83,8 +157,8 @@ impl Stats {
 
     /// Records a target's new state, and its name and CPU time while it is alive.
     pub fn set_thread_state(&self, tid: i32, state: ThreadState) {
-        let name = crate::threads::name(tid);
-        let cpu_nanos = crate::threads::cpu_time(tid);
+        let name = threads::name(tid);
+        let cpu_nanos = threads::cpu_time(tid);
         if let Ok(mut threads) = self.threads.lock() {
             match threads.iter_mut().find(|t| t.tid == tid) {
                 Some(status) => {

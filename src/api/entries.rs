@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::drain::RawSample;
 use crate::modules::ModuleMap;
 use crate::profile::lookup_addresses;
+use crate::sample::RawSample;
 use crate::symbolize::{SymbolOptions, Symbols};
 
 use super::python;

@@ -28,5 +28,6 @@ mod timer;
 pub use entries::{fold_python, StackEntry};
 pub use oneshot::{current_stack, print_stack, print_thread_stack, thread_stack};
 pub use profiler::{CountedStack, Profiler, ProfilerScope, SymbolCount};
+pub use run::{DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};
 pub use thread_id::kernel_tid;
-pub use timer::{Timer, DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};
+pub use timer::Timer;

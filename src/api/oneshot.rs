@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver};
 
-use crate::error::Error;
+use crate::base::error::Error;
 use crate::threads;
 
 use super::entries::StackEntry;

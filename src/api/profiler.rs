@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::drain::{Drain, DrainMessage, DumpContext};
-use crate::error::Error;
+use crate::base::error::Error;
+use crate::engine::handler::SlotPool;
 use crate::output;
 use crate::profile::Profile;
+use crate::run::{spawn_drain, DrainMessage, DumpContext};
 use crate::settings::{Format, Settings, ThreadChoice};
-use crate::signal::futex;
-use crate::signal::slot::SlotPool;
 use crate::stats::Stats;
 use crate::threads;
 
@@ -70,7 +69,7 @@ pub struct CountedStack {
 ///     x
 /// }
 ///
-/// let mut profiler = Profiler::new(stacksample::threads::current_tid());
+/// let mut profiler = Profiler::new(stacksample::current_tid());
 /// profiler.interval(Duration::from_millis(1));
 /// {
 ///     let _scope = profiler.scope()?;
@@ -159,26 +158,16 @@ impl Profiler {
         samples: Receiver<DrainMessage>,
         pool: &'static SlotPool,
     ) -> Result<DrainThread, Error> {
-        let context = DumpContext {
-            settings: Settings {
-                interval: self.options.interval,
-                max_depth: self.options.max_depth,
-                dump_signal: None,
-                formats: Vec::new(),
-                ..Settings::new(vec![ThreadChoice::Tid(self.options.tid)], "".into())
-            },
-            // SAFETY: getpid has no preconditions.
-            pid: unsafe { libc::getpid() },
-            command: threads::command_line(),
-            started_nanos: futex::monotonic_nanos(),
-            stats: self.stats.clone(),
-            pool,
+        let settings = Settings {
+            interval: self.options.interval,
+            max_depth: self.options.max_depth,
+            dump_signal: None,
+            formats: Vec::new(),
+            ..Settings::new(vec![ThreadChoice::Tid(self.options.tid)], "".into())
         };
-        let thread = crate::session::spawn("stacksample-prof", move || {
-            threads::register_own_thread();
-            Drain::new(context).run(samples);
-            threads::unregister_own_thread();
-        })?;
+        let context = DumpContext::new(settings, self.stats.clone(), pool);
+        let priority = threads::priority();
+        let thread = spawn_drain("stacksample-prof", context, samples, priority)?;
         Ok(DrainThread {
             to_drain: Some(to_drain),
             thread: Some(thread),

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use crate::drain::DrainMessage;
-use crate::error::Error;
-use crate::sampler::{Subscriber, Subscription, API_SLOTS};
-use crate::settings::{Mode, MAX_INTERVAL, MAX_MAX_DEPTH, MIN_INTERVAL};
-use crate::signal;
-use crate::signal::slot::{SlotPool, SPARE_SLOTS};
+use crate::base::error::Error;
+use crate::engine::handler::{self, SlotPool};
+use crate::engine::{self, ConsumerHandle, ConsumerOptions};
+use crate::run::DrainMessage;
+use crate::settings::{INTERVAL_RANGE, MAX_DEPTH_RANGE};
 use crate::stats::Stats;
 use crate::threads::Selector;
 
@@ -20,6 +19,10 @@ use crate::threads::Selector;
 /// a caller is likely to ask for later in the process (the pool is installed once), small
 /// enough to cost little (8 KiB a slot).
 const API_POOL_DEPTH: usize = 1024;
+
+/// The seed API's defaults: 20 Hz, 100 frames.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(50);
+pub const DEFAULT_MAX_DEPTH: usize = 100;
 
 /// What to sample and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +39,27 @@ impl RunOptions {
     pub fn seed_defaults(tid: i32) -> RunOptions {
         RunOptions {
             tid,
-            interval: super::DEFAULT_INTERVAL,
-            max_depth: super::DEFAULT_MAX_DEPTH,
+            interval: DEFAULT_INTERVAL,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 
     /// Checks the options against the engine's limits.
     pub fn validate(&self) -> Result<(), Error> {
-        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&self.interval) {
+        if !INTERVAL_RANGE.contains(&self.interval) {
+            let (shortest, longest) = (INTERVAL_RANGE.start(), INTERVAL_RANGE.end());
             return Err(Error::argument(
                 "interval",
                 format!("{:?}", self.interval),
-                "use an interval from 50 us to 60 s",
+                format!("use an interval from {shortest:?} to {longest:?}"),
             ));
         }
-        if !(1..=MAX_MAX_DEPTH).contains(&self.max_depth) {
+        if !MAX_DEPTH_RANGE.contains(&self.max_depth) {
+            let (least, most) = (MAX_DEPTH_RANGE.start(), MAX_DEPTH_RANGE.end());
             return Err(Error::argument(
                 "max_depth",
                 self.max_depth,
-                "use a depth from 1 to 65536",
+                format!("use a depth from {least} to {most}"),
             ));
         }
         if self.tid <= 0 {
@@ -71,7 +76,7 @@ impl RunOptions {
 /// One consumer's sampling: the process's sampler samples `options.tid` for it while this
 /// lives.
 pub struct SamplingRun {
-    sampling: Option<Subscription>,
+    sampling: Option<ConsumerHandle>,
     pool: &'static SlotPool,
 }
 
@@ -86,28 +91,20 @@ impl SamplingRun {
         options.validate()?;
         // A pool installed earlier (by the preloaded library, say) serves as it is: stacks
         // deeper than its frames are cut there and say so.
-        let pool_depth = match signal::pool() {
+        let pool_depth = match handler::pool() {
             Some(pool) => options.max_depth.min(pool.max_depth()),
             None => options.max_depth.max(API_POOL_DEPTH),
         };
-        let slots = API_SLOTS + SPARE_SLOTS;
-        let pool = signal::install(slots, pool_depth, signal::sample_signal(), None)?;
-        let subscriber = Subscriber {
-            interval: options.interval,
-            mode: Mode::Wall,
-            flush: None,
-            selector: Selector {
-                fixed: vec![options.tid],
-                all: false,
-                pattern: None,
-            },
-            max_depth: options.max_depth,
-            to_drain: to_consumer,
-            stats,
-            answers_dumps: false,
-            before_first_send: None,
+        let pool = engine::install(0, pool_depth, handler::sample_signal(), None)?;
+        let selector = Selector {
+            fixed: vec![options.tid],
+            all: false,
+            pattern: None,
         };
-        let sampling = Subscription::join(subscriber, pool, true)?;
+        let sink = Box::new(to_consumer);
+        let consumer =
+            ConsumerOptions::new(selector, options.interval, options.max_depth, sink, stats);
+        let sampling = ConsumerHandle::join(consumer, pool, true)?;
         Ok(SamplingRun {
             sampling: Some(sampling),
             pool,

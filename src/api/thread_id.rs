@@ -8,7 +8,7 @@
 //! dereferences the descriptor, so it is first checked to be readable memory; a descriptor
 //! of an ended thread holds tid 0 and is refused by glibc itself.
 
-use crate::error::Error;
+use crate::base::error::Error;
 use crate::threads;
 
 /// Bytes of a thread descriptor that must be readable before glibc is handed it (glibc's

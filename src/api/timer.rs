@@ -7,18 +7,16 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use crate::drain::DrainMessage;
-use crate::error::Error;
+use crate::base::error::Error;
+use crate::base::thread::spawn;
+use crate::engine::Delivery;
+use crate::run::DrainMessage;
 
 use super::entries::{fold_python, EntryNamer, StackEntry};
 use super::run::{RunOptions, SamplingRun};
 
 /// Batches of samples the callback thread may be behind by before new ones are dropped.
 const CALLBACK_BACKLOG: usize = 64;
-/// The seed API's defaults: 20 Hz, 100 frames.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(50);
-pub const DEFAULT_MAX_DEPTH: usize = 100;
-
 /// What a timer calls with each stack, innermost entry first.
 pub type Callback = Box<dyn FnMut(&[StackEntry]) + Send>;
 
@@ -31,7 +29,7 @@ pub type Callback = Box<dyn FnMut(&[StackEntry]) + Send>;
 ///
 /// let stacks = Arc::new(Mutex::new(Vec::new()));
 /// let seen = stacks.clone();
-/// let mut timer = Timer::new(stacksample::threads::current_tid(), move |stack| {
+/// let mut timer = Timer::new(stacksample::current_tid(), move |stack| {
 ///     seen.lock().unwrap().push(stack.to_vec());
 /// });
 /// timer.interval(Duration::from_millis(1));
@@ -98,7 +96,6 @@ impl Timer {
                 "join() the timer before starting it again",
             ));
         }
-        self.options.validate()?;
         let Some(callback) = self.callback.take() else {
             return Err(Error::argument(
                 "timer",
@@ -116,7 +113,7 @@ impl Timer {
         };
         let max_depth = self.options.max_depth;
         let show_python = self.show_python;
-        let callbacks = crate::session::spawn("stacksample-cb", move || {
+        let callbacks = spawn("stacksample-cb", move || {
             call_back(samples, callback, max_depth, show_python)
         })?;
         self.running = Some(Running { run, callbacks });
@@ -164,8 +161,8 @@ fn call_back(
     let mut namer = EntryNamer::default();
     for message in samples {
         match message {
-            DrainMessage::Modules(map) => namer.add_map(map),
-            DrainMessage::Samples(mut samples) => {
+            DrainMessage::Engine(Delivery::Modules(map)) => namer.add_map(map),
+            DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
                     sample.truncate(max_depth);
                     let entries = namer.entries(sample);
@@ -178,7 +175,9 @@ fn call_back(
                 }
             }
             // Only the session is asked for profiles.
-            DrainMessage::Dump { .. } | DrainMessage::Profile { .. } => {}
+            DrainMessage::Engine(Delivery::Dump)
+            | DrainMessage::Dump { .. }
+            | DrainMessage::Profile { .. } => {}
         }
     }
     callback

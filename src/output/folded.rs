@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use super::Writer;
+use super::writer::Writer;
 use crate::profile::Profile;
 
 pub struct Folded;

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::Writer;
+use super::writer::Writer;
 use crate::profile::Profile;
 
 pub struct Json;

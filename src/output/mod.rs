@@ -4,28 +4,25 @@
 
 mod folded;
 mod json;
-pub mod lossless;
 mod pprof;
+pub mod profile_file;
 mod speedscope;
 mod svg;
 mod text;
+mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::base::error::Error;
 use crate::profile::Profile;
 use crate::settings::Format;
 
 pub use folded::folded_lines;
 pub use pprof::PprofProfile;
-
-/// Renders a profile in one format.
-pub trait Writer {
-    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()>;
-}
+pub use writer::Writer;
 
 /// The file name suffix of each format.
 pub fn extension(format: Format) -> &'static str {
@@ -36,7 +33,7 @@ pub fn extension(format: Format) -> &'static str {
         Format::Pprof => "pb.gz",
         Format::Json => "json",
         Format::Speedscope => "speedscope.json",
-        Format::Profile => lossless::EXTENSION,
+        Format::Profile => profile_file::EXTENSION,
     }
 }
 
@@ -51,7 +48,7 @@ fn writer(format: Format, top: Option<usize>) -> Box<dyn Writer> {
         Format::Pprof => Box::new(pprof::Pprof),
         Format::Json => Box::new(json::Json),
         Format::Speedscope => Box::new(speedscope::Speedscope),
-        Format::Profile => Box::new(lossless::Lossless),
+        Format::Profile => Box::new(profile_file::ProfileFile),
     }
 }
 

@@ -13,7 +13,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
 
-use super::Writer;
+use super::writer::Writer;
 use crate::profile::Profile;
 
 pub struct Pprof;

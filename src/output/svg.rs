@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use inferno::flamegraph::{self, Options};
 
-use super::{folded_lines, Writer};
+use super::folded::folded_lines;
+use super::writer::Writer;
 use crate::profile::Profile;
 
 pub struct Svg;

@@ -5,9 +5,10 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::Writer;
-use crate::profile::{Counters, Profile};
-use crate::sampler::scheduling::SamplerScheduling;
+use super::writer::Writer;
+use crate::profile::Profile;
+use crate::stats::Counters;
+use crate::stats::SamplerScheduling;
 use crate::stats::ThreadState;
 
 /// `rows`: functions listed in the main table (`stacksample report --top`).

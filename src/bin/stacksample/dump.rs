@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use stacksample::output::{self, lossless};
+use stacksample::output::{self, profile_file};
 use stacksample::settings::{self, Format, Settings};
 
 use crate::failure::Failure;
@@ -147,7 +147,7 @@ fn process_settings(pid: i32, output: Option<&str>) -> Result<Vec<Settings>, Fai
         .collect()
 }
 
-/// The file whose replacement says the dump is complete: the lossless profile, written last
+/// The file whose replacement says the dump is complete: the profile file, written last
 /// when asked for, else the last format written.
 fn watched_file(settings: &Settings) -> PathBuf {
     let format = settings.formats.last().copied().unwrap_or(Format::Txt);
@@ -192,12 +192,12 @@ fn wait_for_new(
 
 fn print_summary(prefix: &Path, rows: usize) {
     let files = summary::existing_files(prefix);
-    let lossless_file = output::with_extension(prefix, lossless::EXTENSION);
-    if let Ok(profile) = lossless::read(&lossless_file) {
+    let profile_path = output::with_extension(prefix, profile_file::EXTENSION);
+    if let Ok(profile) = profile_file::read(&profile_path) {
         eprint!("{}", summary::render(&profile, 1, &files, rows));
         return;
     }
-    // Without the lossless profile, the text report's head says as much.
+    // Without the profile file, the text report's head says as much.
     let text = output::with_extension(prefix, output::extension(Format::Txt));
     if let Ok(report) = std::fs::read_to_string(&text) {
         let head: Vec<&str> = report.lines().take(30).collect();

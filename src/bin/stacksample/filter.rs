@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 use stacksample::profile::{Location, Profile, Stack};
-use stacksample::signal::slot::StopReason;
+use stacksample::StopReason;
 
 use crate::failure::Failure;
 

@@ -1,16 +1,14 @@
 //! Profiles on disk: which files a run wrote (one per process of the tree), and reading a
-//! profile from the lossless file or, when only that exists, from a `.folded` file.
+//! profile from the profile file or, when only that exists, from a `.folded` file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use stacksample::output::{self, lossless};
-use stacksample::profile::{
-    Counters, Frame, Function, Header, Location, Profile, Stack, SymbolizeCost,
-};
+use stacksample::output::{self, profile_file};
+use stacksample::profile::{Frame, Function, Header, Location, Profile, Stack, SymbolizeCost};
 use stacksample::settings::{Format, Mode, Settings, DEFAULT_MAX_DEPTH};
-use stacksample::signal::slot::StopReason;
+use stacksample::{Counters, StopReason};
 
 use crate::failure::Failure;
 
@@ -18,14 +16,14 @@ use crate::failure::Failure;
 /// clock `SystemTime::now` reads: a file written just after a run started can look older.
 const FILE_CLOCK_LAG: Duration = Duration::from_millis(50);
 
-/// The output prefixes of a run that have a lossless profile written since `started`: the
+/// The output prefixes of a run that have a profile file written since `started`: the
 /// process itself first, then its children (by pid), per the output template rules.
 pub fn written_since(settings: &Settings, started: SystemTime) -> Vec<PathBuf> {
     let since = started.checked_sub(FILE_CLOCK_LAG).unwrap_or(started);
     let mut prefixes = vec![settings.output_prefix.clone()];
     prefixes.extend(children(&settings.output_template, &settings.output_prefix));
     prefixes.retain(|prefix| {
-        let file = output::with_extension(prefix, lossless::EXTENSION);
+        let file = output::with_extension(prefix, profile_file::EXTENSION);
         modified(&file).is_some_and(|time| time >= since)
     });
     prefixes
@@ -38,7 +36,7 @@ fn children(template: &Path, main: &Path) -> Vec<PathBuf> {
         Some((before, after)) => (before.to_owned(), after.to_owned()),
         None => (format!("{template}."), String::new()),
     };
-    let suffix = format!("{after}.{}", lossless::EXTENSION);
+    let suffix = format!("{after}.{}", profile_file::EXTENSION);
     let pattern = format!(
         "{}*{}",
         glob::Pattern::escape(&before),
@@ -71,8 +69,8 @@ fn extensions() -> Vec<&'static str> {
     all
 }
 
-/// A profile file named on the command line: the lossless file, a `.folded` file, or any
-/// other file or prefix of a run whose lossless (else folded) file is beside it.
+/// A profile file named on the command line: the profile file, a `.folded` file, or any
+/// other file or prefix of a run whose profile (else folded) file is beside it.
 pub fn read(path: &Path) -> Result<Profile, Failure> {
     let name = path.to_string_lossy();
     let folded = output::extension(Format::Folded);
@@ -84,15 +82,15 @@ pub fn read(path: &Path) -> Result<Profile, Failure> {
         .find_map(|e| name.strip_suffix(&format!(".{e}")))
         .unwrap_or(&name);
     let prefix = Path::new(prefix);
-    let lossless_file = output::with_extension(prefix, lossless::EXTENSION);
-    if lossless_file.is_file() {
-        return Ok(lossless::read(&lossless_file)?);
+    let profile_path = output::with_extension(prefix, profile_file::EXTENSION);
+    if profile_path.is_file() {
+        return Ok(profile_file::read(&profile_path)?);
     }
     let folded_file = output::with_extension(prefix, folded);
     if folded_file.is_file() {
         eprintln!(
             "stacksample: {} not found, reading {}: no modules, addresses or time order",
-            lossless_file.display(),
+            profile_path.display(),
             folded_file.display()
         );
         return read_folded(&folded_file);
@@ -100,7 +98,7 @@ pub fn read(path: &Path) -> Result<Profile, Failure> {
     Err(Failure::new(format!(
         "cannot read a profile from {}: neither {} nor {} exists",
         path.display(),
-        lossless_file.display(),
+        profile_path.display(),
         folded_file.display()
     ))
     .hint("give a .profile.json.gz file (written by `stacksample record`, or with STACKSAMPLE_FORMAT=...,profile) or a .folded file"))

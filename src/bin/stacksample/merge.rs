@@ -2,7 +2,7 @@
 //! shifted, stacks kept apart by thread id (unique across the processes of a run), counters
 //! added. The first profile (the process `record` started) gives the command and interval.
 
-use stacksample::profile::{Counters, Profile};
+use stacksample::profile::Profile;
 
 pub fn merge(mut profiles: Vec<Profile>) -> Option<Profile> {
     if profiles.is_empty() {
@@ -63,46 +63,5 @@ fn merge_header(into: &mut Profile, from: stacksample::profile::Header) {
     header.threads.extend(from.threads);
     header.duration = header.duration.max(from.duration);
     header.per_thread |= from.per_thread;
-    add_counters(&mut header.counters, &from.counters);
-}
-
-fn add_counters(into: &mut Counters, from: &Counters) {
-    let Counters {
-        requested,
-        taken,
-        no_response,
-        stuck,
-        slots_busy,
-        send_failed,
-        late_signals,
-        missed_deadlines,
-        drain_busy,
-        table_full,
-        depth_limit,
-        unwind_error,
-        unknown_stack,
-        stack_too_small,
-        blocked_unwound,
-        blocked_repeated,
-        idle_skipped,
-        between_calls,
-    } = from;
-    into.requested += requested;
-    into.taken += taken;
-    into.no_response += no_response;
-    into.stuck += stuck;
-    into.slots_busy += slots_busy;
-    into.send_failed += send_failed;
-    into.late_signals += late_signals;
-    into.missed_deadlines += missed_deadlines;
-    into.drain_busy += drain_busy;
-    into.table_full += table_full;
-    into.depth_limit += depth_limit;
-    into.unwind_error += unwind_error;
-    into.unknown_stack += unknown_stack;
-    into.stack_too_small += stack_too_small;
-    into.blocked_unwound += blocked_unwound;
-    into.blocked_repeated += blocked_repeated;
-    into.idle_skipped += idle_skipped;
-    into.between_calls += between_calls;
+    header.counters.add(&from.counters);
 }

@@ -56,7 +56,7 @@ pub struct RecordArgs {
     /// Frames kept per sample (STACKSAMPLE_MAXDEPTH; default 128).
     #[arg(long = "max-depth", value_name = "N")]
     max_depth: Option<usize>,
-    /// Formats written besides the lossless profile: txt,folded,svg,pprof,json,speedscope.
+    /// Formats written besides the profile file: txt,folded,svg,pprof,json,speedscope.
     #[arg(short = 'f', long = "format", value_name = "LIST")]
     format: Option<String>,
     /// Output path prefix; %p is the pid (STACKSAMPLE_OUTPUT; default stacksample.%p).
@@ -147,7 +147,7 @@ fn run_command(
     })
 }
 
-/// `STACKSAMPLE_*` settings from the options; the lossless profile is always asked for, and
+/// `STACKSAMPLE_*` settings from the options; the profile file is always asked for, and
 /// the output prefix is made absolute so that `dump` finds it in the process's environment
 /// even after the command changed directory.
 fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>, Failure> {

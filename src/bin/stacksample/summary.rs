@@ -4,18 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
-use stacksample::output::{self, lossless};
+use stacksample::output::{self, profile_file};
 use stacksample::profile::Profile;
 use stacksample::settings::Format;
 
 use crate::merge;
 
-/// Reads the lossless profiles of a finished run (`prefixes`, the process first) and prints
+/// Reads the profile files of a finished run (`prefixes`, the process first) and prints
 /// the summary with the files of `formats` each process wrote.
 pub fn print_after_run(prefixes: &[PathBuf], formats: &[Format], rows: usize) {
     let mut profiles = Vec::new();
     for prefix in prefixes {
-        match lossless::read(&output::with_extension(prefix, lossless::EXTENSION)) {
+        match profile_file::read(&output::with_extension(prefix, profile_file::EXTENSION)) {
             Ok(profile) => profiles.push(profile),
             Err(error) => eprintln!("{error}"),
         }

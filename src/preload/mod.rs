@@ -1,0 +1,6 @@
+//! Layer 13: the library as `LD_PRELOAD` loads it. `lifecycle` is the constructor and
+//! destructor and the preloaded session they own; `exec` interposes `exec*` and `_exit`, which
+//! write the profile before the process image ends.
+
+mod exec;
+mod lifecycle;

@@ -1,0 +1,127 @@
+//! What the kernel tells about the threads of this process: ids, existence, names, CPU
+//! time, scheduling, and whether a thread is blocked in a system call.
+
+use crate::base::clock::timespec_nanos;
+use crate::base::thread::pid;
+
+/// Kernel id of the calling thread.
+pub fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Whether `tid` is a live thread of this process (signal 0 checks without sending).
+pub fn exists(tid: i32) -> bool {
+    // SAFETY: tgkill with signal 0 performs only the permission and existence checks.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid(), tid, 0) == 0 }
+}
+
+/// What `/proc/self/task/<tid>/syscall` says about a thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallState {
+    /// Running, or not in a system call.
+    Running,
+    /// Blocked in a system call: the whole line (number and arguments identify the call),
+    /// and the user stack and instruction pointers at its entry.
+    Blocked { line: String, sp: u64, pc: u64 },
+}
+
+/// `/proc/self/task/<tid>/syscall`, kept open: the kernel regenerates it on every read, so
+/// one open per thread and a positioned read per look is all it costs.
+pub struct SyscallFile(std::fs::File);
+
+impl SyscallFile {
+    pub fn open(tid: i32) -> Option<SyscallFile> {
+        std::fs::File::open(format!("/proc/self/task/{tid}/syscall"))
+            .ok()
+            .map(SyscallFile)
+    }
+
+    /// Whether the thread is blocked in a system call, and where.
+    pub fn state(&self) -> Option<SyscallState> {
+        use std::os::unix::fs::FileExt;
+        let mut buffer = [0u8; 256];
+        let length = self.0.read_at(&mut buffer, 0).ok()?;
+        parse_syscall_line(std::str::from_utf8(buffer.get(..length)?).ok()?)
+    }
+}
+
+fn parse_syscall_line(line: &str) -> Option<SyscallState> {
+    let line = line.trim_end();
+    let fields: Vec<&str> = line.split(' ').collect();
+    // "nr arg1 .. arg6 sp pc"; "running", or "-1 sp pc" when not in a system call.
+    if fields.len() != 9 {
+        return Some(SyscallState::Running);
+    }
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    Some(SyscallState::Blocked {
+        line: line.to_owned(),
+        sp: hex(fields[7])?,
+        pc: hex(fields[8])?,
+    })
+}
+
+/// CPU time thread `tid` has used, in nanoseconds.
+pub fn cpu_time(tid: i32) -> Option<u64> {
+    // The kernel's clock id for a thread's CPU clock: CPUCLOCK_SCHED (2) | per-thread (4).
+    let clock = ((!tid) << 3) | 6;
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid out-pointer; an exited thread gives EINVAL.
+    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
+    (rc == 0).then(|| timespec_nanos(&now))
+}
+
+/// The calling thread's nice value.
+pub fn priority() -> libc::c_int {
+    // SAFETY: getpriority on this thread's id only reads its nice value.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t) }
+}
+
+/// Nanoseconds thread `tid` has spent runnable but waiting for a CPU (the second field of
+/// `/proc/self/task/<tid>/schedstat`).
+pub fn run_queue_wait(tid: i32) -> Option<u64> {
+    let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Times thread `tid` gave up its CPU of its own accord, to block or sleep (the
+/// `voluntary_ctxt_switches` line of `/proc/self/task/<tid>/status`).
+pub fn voluntary_switches(tid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
+pub fn name(tid: i32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+    Some(comm.trim_end().to_owned())
+}
+
+/// The command line of this process, arguments joined by spaces, on one line (control
+/// characters such as newlines in `python -c` scripts are escaped).
+pub fn command_line() -> String {
+    let raw = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let joined = raw
+        .split(|&b| b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut line = String::with_capacity(joined.len());
+    for c in joined.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
