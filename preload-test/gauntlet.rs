@@ -20,7 +20,7 @@ fn seconds(short: f64, long: f64) -> String {
 
 /// CPU mode for fixtures that only compute: on a machine busy with other work a thread that
 /// gets under half a CPU looks mostly blocked to wall mode, which then skips it between calls
-/// (README, "Known limits"); these cases are about the handler, not that choice.
+/// (docs/limits.md); these cases are about the handler, not that choice.
 const CPU_MODE: (&str, &str) = ("STACKSAMPLE_MODE", "cpu");
 
 fn assert_clean_exit(run: &crate::support::Run, stdout: &str) {
@@ -247,7 +247,7 @@ fn run_with_peak_memory(mut command: Command) -> (std::process::ExitStatus, u64)
 }
 
 /// Memory the library may add to a program whose stacks all differ, writing a profile
-/// included: README, "Memory" (about 10 MB fixed and 2.6 KB per distinct stack 25 frames
+/// included: docs/performance.md, "Memory" (about 10 MB fixed and 2.6 KB per distinct stack 25 frames
 /// deep; allowed here: 16 MB and 3 KB).
 fn memory_cap_kb(max_stacks: u64) -> u64 {
     16 * 1024 + max_stacks * 3
