@@ -122,8 +122,8 @@ impl Aggregate {
 }
 
 /// Histogram of handler durations: 10 ns buckets up to 100 us, then one overflow bucket.
-/// The buckets (80 KB) are allocated at the first sample: zeroing them at the start of a
-/// process that ends without one cost it 20 page faults.
+/// The buckets are allocated at the first sample, so a process that ends without one does
+/// not pay the page faults of zeroing them.
 #[derive(Default)]
 pub struct HandlerTimes {
     buckets: Vec<u64>,

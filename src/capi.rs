@@ -58,17 +58,23 @@ pub struct stacksample_symbol {
 struct CNames(HashMap<Arc<str>, CString>);
 
 impl CNames {
-    fn get(&mut self, name: &Arc<str>) -> *const c_char {
+    /// `name` as a C string, valid as long as these names are (never cleared here).
+    fn get(&mut self, name: &str) -> *const c_char {
+        if let Some(known) = self.0.get(name) {
+            return known.as_ptr();
+        }
+        let string = c_string(name);
+        let pointer = string.as_ptr();
+        self.0.insert(Arc::from(name), string);
+        pointer
+    }
+
+    /// The C entries of `stack`. A cache that grew large starts afresh first: the entries of
+    /// earlier stacks (a timer's earlier callbacks) are no longer in use.
+    fn entries(&mut self, stack: &[StackEntry]) -> Vec<stacksample_entry> {
         if self.0.len() > MAX_CACHED_NAMES {
             self.0.clear();
         }
-        self.0
-            .entry(name.clone())
-            .or_insert_with(|| c_string(name))
-            .as_ptr()
-    }
-
-    fn entries(&mut self, stack: &[StackEntry]) -> Vec<stacksample_entry> {
         stack
             .iter()
             .map(|entry| stacksample_entry {
@@ -351,11 +357,45 @@ pub unsafe extern "C" fn stacksample_profiler_free(profiler: *mut stacksample_pr
     let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(profiler)));
 }
 
-/// A profile's symbols, largest count first, with the strings they point to.
-pub struct stacksample_symbols {
-    symbols: Vec<stacksample_symbol>,
-    _names: Vec<CString>,
+/// Items handed to C together with the strings they point to, freed together.
+pub struct CList<T> {
+    items: Vec<T>,
+    _strings: CNames,
 }
+
+impl<T> CList<T> {
+    /// Number of items (0 for NULL).
+    ///
+    /// # Safety
+    /// `list` is null or a live list.
+    unsafe fn len(list: *const CList<T>) -> usize {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }.map_or(0, |list| list.items.len())
+    }
+
+    /// The first item (NULL for NULL); valid until the list is freed.
+    ///
+    /// # Safety
+    /// `list` is null or a live list.
+    unsafe fn first(list: *const CList<T>) -> *const T {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }.map_or(ptr::null(), |list| list.items.as_ptr())
+    }
+
+    /// Frees a list.
+    ///
+    /// # Safety
+    /// `list` is null or came from `hand_out`, and is not used afterwards.
+    unsafe fn free(list: *mut CList<T>) {
+        if !list.is_null() {
+            // SAFETY: made by Box::into_raw in `hand_out`; ownership returns here, once.
+            drop(unsafe { Box::from_raw(list) });
+        }
+    }
+}
+
+/// A profile's symbols, largest count first.
+pub type stacksample_symbols = CList<stacksample_symbol>;
 
 /// The profile so far: each symbol's run-time start address, counts, name and module,
 /// largest count first.
@@ -370,24 +410,21 @@ pub unsafe extern "C" fn stacksample_profiler_symbols(
     status(|| {
         // SAFETY: per the contract.
         let sorted = unsafe { profiler_mut(profiler) }?.sorted()?;
-        let mut names = Vec::with_capacity(sorted.len() * 2);
-        let mut symbols = Vec::with_capacity(sorted.len());
-        for (address, symbol) in sorted {
-            let name = c_string(&symbol.name);
-            let module = c_string(&symbol.module);
-            symbols.push(stacksample_symbol {
+        let mut strings = CNames::default();
+        let items = sorted
+            .into_iter()
+            .map(|(address, symbol)| stacksample_symbol {
                 address,
                 count: symbol.count,
                 self_count: symbol.self_count,
-                name: name.as_ptr(),
-                module: module.as_ptr(),
+                name: strings.get(&symbol.name),
+                module: strings.get(&symbol.module),
                 is_python: c_int::from(symbol.is_python),
-            });
-            names.extend([name, module]);
-        }
-        let list = stacksample_symbols {
-            symbols,
-            _names: names,
+            })
+            .collect();
+        let list = CList {
+            items,
+            _strings: strings,
         };
         // SAFETY: `out` is valid for writes, per the contract.
         unsafe { hand_out(out, list) }
@@ -401,7 +438,7 @@ pub unsafe extern "C" fn stacksample_profiler_symbols(
 #[no_mangle]
 pub unsafe extern "C" fn stacksample_symbols_count(symbols: *const stacksample_symbols) -> usize {
     // SAFETY: per the contract.
-    unsafe { symbols.as_ref() }.map_or(0, |s| s.symbols.len())
+    unsafe { CList::len(symbols) }
 }
 
 /// The first of the list's symbols (NULL for NULL); valid until the list is freed.
@@ -413,7 +450,7 @@ pub unsafe extern "C" fn stacksample_symbols_get(
     symbols: *const stacksample_symbols,
 ) -> *const stacksample_symbol {
     // SAFETY: per the contract.
-    unsafe { symbols.as_ref() }.map_or(ptr::null(), |s| s.symbols.as_ptr())
+    unsafe { CList::first(symbols) }
 }
 
 /// Frees a symbol list.
@@ -422,17 +459,12 @@ pub unsafe extern "C" fn stacksample_symbols_get(
 /// `symbols` is null or came from `stacksample_profiler_symbols`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn stacksample_symbols_free(symbols: *mut stacksample_symbols) {
-    if !symbols.is_null() {
-        // SAFETY: made by Box::into_raw in `hand_out`; ownership returns here, once.
-        drop(unsafe { Box::from_raw(symbols) });
-    }
+    // SAFETY: per the contract.
+    unsafe { CList::free(symbols) }
 }
 
-/// One stack with the strings its entries point to.
-pub struct stacksample_stack {
-    entries: Vec<stacksample_entry>,
-    _names: CNames,
-}
+/// One stack's entries, innermost first.
+pub type stacksample_stack = CList<stacksample_entry>;
 
 /// Takes one stack of `thread` (0: the calling thread, without this call's own frames);
 /// with `show_python` 0, runs of interpreter frames are folded as a timer folds them.
@@ -456,11 +488,11 @@ pub unsafe extern "C" fn stacksample_thread_stack(
         } else {
             stack
         };
-        let mut names = CNames::default();
-        let entries = names.entries(&stack);
-        let stack = stacksample_stack {
-            entries,
-            _names: names,
+        let mut strings = CNames::default();
+        let items = strings.entries(&stack);
+        let stack = CList {
+            items,
+            _strings: strings,
         };
         // SAFETY: `out` is valid for writes, per the contract.
         unsafe { hand_out(out, stack) }
@@ -474,7 +506,7 @@ pub unsafe extern "C" fn stacksample_thread_stack(
 #[no_mangle]
 pub unsafe extern "C" fn stacksample_stack_len(stack: *const stacksample_stack) -> usize {
     // SAFETY: per the contract.
-    unsafe { stack.as_ref() }.map_or(0, |s| s.entries.len())
+    unsafe { CList::len(stack) }
 }
 
 /// The entries of `stack`, innermost first (NULL for NULL); valid until it is freed.
@@ -486,7 +518,7 @@ pub unsafe extern "C" fn stacksample_stack_entries(
     stack: *const stacksample_stack,
 ) -> *const stacksample_entry {
     // SAFETY: per the contract.
-    unsafe { stack.as_ref() }.map_or(ptr::null(), |s| s.entries.as_ptr())
+    unsafe { CList::first(stack) }
 }
 
 /// Frees a stack.
@@ -495,8 +527,6 @@ pub unsafe extern "C" fn stacksample_stack_entries(
 /// `stack` is null or came from `stacksample_thread_stack`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn stacksample_stack_free(stack: *mut stacksample_stack) {
-    if !stack.is_null() {
-        // SAFETY: made by Box::into_raw in `hand_out`; ownership returns here, once.
-        drop(unsafe { Box::from_raw(stack) });
-    }
+    // SAFETY: per the contract.
+    unsafe { CList::free(stack) }
 }

@@ -18,6 +18,22 @@ const MAX_CACHED_ADDRESSES: usize = 200_000;
 /// Name of an address nothing at all is known about (the seed API's convention).
 pub const UNKNOWN: &str = "?";
 
+/// The seed API's name of a function: [`UNKNOWN`] for code nothing names (`[anon]`).
+pub(super) fn api_name(function: &str) -> &str {
+    if function == "[anon]" {
+        UNKNOWN
+    } else {
+        function
+    }
+}
+
+/// A symbol's run-time start: its address in the file plus its module's load bias.
+pub(super) fn runtime_start(start: Option<u64>, bias: Option<u64>) -> Option<u64> {
+    start
+        .zip(bias)
+        .map(|(start, bias)| start.wrapping_add(bias))
+}
+
 /// One frame of a sampled stack, innermost first in a stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StackEntry {
@@ -140,14 +156,8 @@ impl EntryNamer {
         let frames = self.symbols.frames(map, lookup);
         let module = map.and_then(|m| m.find(lookup));
         let outermost = frames.first();
-        let start = outermost
-            .and_then(|f| f.start)
-            .zip(module)
-            .map(|(start, module)| start.wrapping_add(module.bias));
-        let name = match outermost {
-            Some(frame) if frame.function != "[anon]" => frame.function.as_str(),
-            _ => UNKNOWN,
-        };
+        let start = runtime_start(outermost.and_then(|f| f.start), module.map(|m| m.bias));
+        let name = outermost.map_or(UNKNOWN, |frame| api_name(&frame.function));
         let entry = StackEntry {
             address: lookup,
             name: name.into(),

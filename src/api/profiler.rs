@@ -22,9 +22,9 @@ use crate::settings::{Format, Settings, ThreadChoice};
 use crate::stats::Stats;
 use crate::threads;
 
-use super::entries::UNKNOWN;
+use super::entries::{api_name, runtime_start};
 use super::python;
-use super::run::{RunOptions, SamplingRun};
+use super::run::{already_running, run_option_setters, RunOptions, SamplingRun};
 
 /// Batches of samples the drain may be behind by before new ones are dropped (and counted).
 const DRAIN_BACKLOG: usize = 64;
@@ -115,26 +115,10 @@ impl Profiler {
         }
     }
 
-    /// Time between samples (50 us to 60 s); takes effect at the next `start`.
-    pub fn interval(&mut self, interval: Duration) -> &mut Profiler {
-        self.options.interval = interval;
-        self
-    }
-
-    /// Frames kept per stack, innermost first; takes effect at the first `start`.
-    pub fn max_depth(&mut self, max_depth: usize) -> &mut Profiler {
-        self.options.max_depth = max_depth;
-        self
-    }
-
     /// Starts (or resumes) sampling; counts add to those of earlier runs.
     pub fn start(&mut self) -> Result<(), Error> {
         if self.run.is_some() {
-            return Err(Error::argument(
-                "profiler",
-                "running",
-                "join() the profiler before starting it again",
-            ));
+            return Err(already_running("profiler"));
         }
         if let Some(to_drain) = self.drain.as_ref().and_then(|d| d.to_drain.clone()) {
             self.run = Some(SamplingRun::start(
@@ -254,6 +238,8 @@ pub struct ProfilerScope<'p> {
     profiler: &'p mut Profiler,
 }
 
+run_option_setters!(Profiler);
+
 impl Drop for ProfilerScope<'_> {
     fn drop(&mut self) {
         self.profiler.join();
@@ -271,10 +257,7 @@ fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
         };
         let function = profile.frames[frame].function;
         let module = location.module.map(|module| &profile.modules[module]);
-        let start = profile.functions[function]
-            .start
-            .zip(module)
-            .map(|(start, module)| start.wrapping_add(module.bias));
+        let start = runtime_start(profile.functions[function].start, module.map(|m| m.bias));
         let is_python = module.is_some_and(|m| python::is_interpreter_code(&(m.start..m.end)));
         addresses
             .entry(function)
@@ -286,11 +269,7 @@ fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
             continue;
         };
         let function = &profile.functions[row.function];
-        let name = if function.name == "[anon]" {
-            UNKNOWN
-        } else {
-            &function.name
-        };
+        let name = api_name(&function.name);
         let entry = counts.entry(address).or_insert_with(|| SymbolCount {
             count: 0,
             self_count: 0,

@@ -73,6 +73,38 @@ impl RunOptions {
     }
 }
 
+/// The setters `Timer` and `Profiler` share: both keep their [`RunOptions`] in `options`.
+macro_rules! run_option_setters {
+    ($owner:ty) => {
+        impl $owner {
+            /// Time between samples (50 us to 60 s, `settings::INTERVAL_RANGE`); takes effect
+            /// at the next `start`.
+            pub fn interval(&mut self, interval: std::time::Duration) -> &mut Self {
+                self.options.interval = interval;
+                self
+            }
+
+            /// Frames kept per stack, innermost first (1 to 65536,
+            /// `settings::MAX_DEPTH_RANGE`); takes effect at the next `start` (a `Profiler`
+            /// keeps the depth of its first).
+            pub fn max_depth(&mut self, max_depth: usize) -> &mut Self {
+                self.options.max_depth = max_depth;
+                self
+            }
+        }
+    };
+}
+pub(super) use run_option_setters;
+
+/// The error of `start` on a `Timer` or `Profiler` (`what`) that is running already.
+pub(super) fn already_running(what: &'static str) -> Error {
+    Error::argument(
+        what,
+        "running",
+        format!("join() the {what} before starting it again"),
+    )
+}
+
 /// One consumer's sampling: the process's sampler samples `options.tid` for it while this
 /// lives.
 pub struct SamplingRun {

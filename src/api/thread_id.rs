@@ -9,6 +9,7 @@
 //! of an ended thread holds tid 0 and is refused by glibc itself.
 
 use crate::base::error::Error;
+use crate::modules::read_memory;
 use crate::threads;
 
 /// Bytes of a thread descriptor that must be readable before glibc is handed it (glibc's
@@ -50,19 +51,7 @@ fn pthread_kernel_tid(id: u64) -> Option<i32> {
 
 /// Whether `[address, address + len)` of this process can be read.
 fn readable(address: u64, len: usize) -> bool {
-    let mut buffer = vec![0u8; len];
-    let local = libc::iovec {
-        iov_base: buffer.as_mut_ptr().cast(),
-        iov_len: len,
-    };
-    let remote = libc::iovec {
-        iov_base: address as *mut libc::c_void,
-        iov_len: len,
-    };
-    // SAFETY: the kernel writes at most `len` bytes into `buffer`, which has that many, and
-    // reports an unmapped source as an error instead of faulting.
-    let copied = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    copied == len as isize
+    read_memory(address, &mut vec![0u8; len])
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver};
 
@@ -13,7 +12,7 @@ use crate::engine::Delivery;
 use crate::run::DrainMessage;
 
 use super::entries::{fold_python, EntryNamer, StackEntry};
-use super::run::{RunOptions, SamplingRun};
+use super::run::{already_running, run_option_setters, RunOptions, SamplingRun};
 
 /// Batches of samples the callback thread may be behind by before new ones are dropped.
 const CALLBACK_BACKLOG: usize = 64;
@@ -68,18 +67,6 @@ impl Timer {
         }
     }
 
-    /// Time between samples (50 us to 60 s); takes effect at the next `start`.
-    pub fn interval(&mut self, interval: Duration) -> &mut Timer {
-        self.options.interval = interval;
-        self
-    }
-
-    /// Frames kept per stack, innermost first.
-    pub fn max_depth(&mut self, max_depth: usize) -> &mut Timer {
-        self.options.max_depth = max_depth;
-        self
-    }
-
     /// With `false`, each run of CPython interpreter frames becomes one
     /// `<skipped N Python entries>` entry.
     pub fn show_python(&mut self, show: bool) -> &mut Timer {
@@ -90,11 +77,7 @@ impl Timer {
     /// Starts sampling; an error if it runs already.
     pub fn start(&mut self) -> Result<(), Error> {
         if self.running.is_some() {
-            return Err(Error::argument(
-                "timer",
-                "running",
-                "join() the timer before starting it again",
-            ));
+            return Err(already_running("timer"));
         }
         let Some(callback) = self.callback.take() else {
             return Err(Error::argument(
@@ -144,6 +127,8 @@ impl Timer {
         }
     }
 }
+
+run_option_setters!(Timer);
 
 impl Drop for Timer {
     fn drop(&mut self) {

@@ -89,9 +89,8 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
     slot.publish(armed);
 }
 
-/// Stack the unwinding needs below the handler's frame, with twice the margin: the gauntlet
-/// test `handler_stack_use_is_within_what_the_check_assumes` measured 9.9 KB written below
-/// the interrupted frame, the kernel's signal frame included.
+/// Stack the unwinding needs below the handler's frame: twice what the gauntlet measures
+/// (docs/reliability.md).
 const UNWIND_STACK_NEED: u64 = 20 * 1024;
 
 /// Whether the stack this handler runs on has room for the unwinding below the handler's

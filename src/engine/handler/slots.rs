@@ -46,7 +46,7 @@ pub struct SlotData {
     /// Generation of the module snapshot the stack was unwound with.
     pub generation: u32,
     /// Made by the sampler when it first arms the slot: a process that ends before its first
-    /// request does not pay for it (about 12 KB and three page faults a slot).
+    /// request does not pay for its memory and page faults.
     pub cache: Option<UnwindCache>,
 }
 

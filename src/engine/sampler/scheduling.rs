@@ -1,13 +1,12 @@
 //! How the sampler thread asks to be scheduled, so that its ticks are on time while the
 //! program keeps every CPU busy.
 //!
-//! Measured on a 2-CPU machine with four busy threads, for a thread that sleeps until each
-//! 1 ms deadline: at nice 0 it wakes more than a whole tick late for 1.9% of ticks, at nice -5
-//! with a 100 us slice for 0.95%, under `SCHED_DEADLINE` for none. Deadline scheduling runs
-//! the sampler ahead of every normal thread but never for more than its budget in each period
-//! (the kernel enforces that), so a sampler with much to do cannot take a CPU from the
-//! program. It needs privilege (root or `CAP_SYS_NICE`) and an affinity that covers every CPU;
-//! without it the sampler asks for the best normal scheduling it may have.
+//! Deadline scheduling wakes the sampler on time where normal scheduling makes some ticks
+//! late (docs/how-it-works.md has the figures). It runs the sampler ahead of every normal
+//! thread but never for more than its budget in each period (the kernel enforces that), so a
+//! sampler with much to do cannot take a CPU from the program. It needs privilege (root or
+//! `CAP_SYS_NICE`) and an affinity that covers every CPU; without it the sampler asks for the
+//! best normal scheduling it may have.
 
 use std::sync::Mutex;
 use std::time::Duration;
