@@ -7,6 +7,7 @@ mod endings;
 mod exec;
 mod formats;
 mod gauntlet;
+mod host;
 mod settings;
 mod signals;
 mod support;

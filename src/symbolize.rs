@@ -7,7 +7,8 @@
 //! offset of the start of its function as the unwind tables record it (stable across runs,
 //! one frame per function). Code outside every module is named from the perf map
 //! the program wrote (`/tmp/perf-<pid>.map`, the convention of JITs), else `[anon]`.
-//! Results are cached per module and address across dumps.
+//! Results are cached per module and address across dumps; the files read for them are
+//! closed at the end of each dump.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
+use crate::base::file;
 use crate::modules::{ModuleInfo, ModuleMap};
 
 /// Where separate debug files are looked for, besides beside the binary itself.
@@ -60,6 +62,16 @@ pub struct SymbolOptions {
     pub debug_dirs: Vec<PathBuf>,
 }
 
+/// A symbolizer that demangles and, with `lines`, reads DWARF lines and inlined functions.
+fn symbolizer(lines: bool, debug_dirs: &[PathBuf]) -> Symbolizer {
+    Symbolizer::builder()
+        .enable_demangling(true)
+        .enable_code_info(lines)
+        .enable_inlined_fns(lines)
+        .set_debug_dirs(Some(debug_dirs.to_vec()))
+        .build()
+}
+
 /// Name cache and the symbolizer that fills it.
 pub struct Symbols {
     symbolizer: Symbolizer,
@@ -76,12 +88,7 @@ impl Symbols {
         let mut debug_dirs: Vec<PathBuf> = options.debug_dirs.clone();
         debug_dirs.extend(SYSTEM_DEBUG_DIRS.iter().map(PathBuf::from));
         Symbols {
-            symbolizer: Symbolizer::builder()
-                .enable_demangling(true)
-                .enable_code_info(options.lines)
-                .enable_inlined_fns(options.lines)
-                .set_debug_dirs(Some(debug_dirs.clone()))
-                .build(),
+            symbolizer: symbolizer(options.lines, &debug_dirs),
             lines: options.lines,
             debug_dirs,
             names: HashMap::new(),
@@ -111,12 +118,19 @@ impl Symbols {
         if outside {
             self.perf_map.reload();
         }
+        if per_module.is_empty() {
+            return;
+        }
         for (key, (module, addresses)) in per_module {
             let names = self.lookup_module(module, &addresses);
             for (address, frames) in addresses.into_iter().zip(names) {
                 self.names.insert((key, address), frames);
             }
         }
+        // The symbolizer keeps the files it read open; the program may close those
+        // descriptors and reuse the numbers, which a later close of ours would then take
+        // from it. A fresh one per dump closes them now; the names stay in `names`.
+        self.symbolizer = symbolizer(self.lines, &self.debug_dirs);
     }
 
     /// The frames at `lookup` (named by `prepare`, or a fallback name).
@@ -271,7 +285,7 @@ struct PerfMap {
 impl PerfMap {
     fn reload(&mut self) {
         let path = format!("/tmp/perf-{}.map", std::process::id());
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text = file::read_to_string(path).unwrap_or_default();
         self.entries = text.lines().filter_map(parse_perf_map_line).collect();
         self.entries.sort_by_key(|(start, _, _)| *start);
     }

@@ -19,6 +19,8 @@ Environment (all optional):
   BENCH_STARTUP_RUNS=40   /bin/true runs per round, plain and preloaded, interleaved
   BENCH_STARTUP_DIR=/dev/shm  where those runs write their profiles
   BENCH_OUTPUT=scripts/bench-results.md
+  BENCH_BASELINE_LIB=PATH another build of libstacksample.so (an earlier commit's), run in
+                          wall mode at every rate, interleaved with this one ("baseline" rows)
 """
 
 import gzip
@@ -84,9 +86,13 @@ class Workload:
     env: dict = field(default_factory=dict)
 
 
+# Configurations that preload a build of this library.
+STACKSAMPLE_FAMILIES = ("stacksample", "baseline", "floor")
+
+
 @dataclass
 class Config:
-    family: str  # plain, stacksample, floor, gperftools, perf-fp, perf-dwarf
+    family: str  # plain, stacksample, baseline, floor, gperftools, perf-fp, perf-dwarf
     hz: int = 0
     mode: str = ""  # stacksample: wall or cpu
     note: str = ""  # why it does not run, if it does not
@@ -97,6 +103,7 @@ class Config:
             return "plain"
         names = {
             "stacksample": f"stacksample {self.mode}",
+            "baseline": f"baseline {self.mode}",
             "floor": "empty signal (floor)",
             "gperftools": "gperftools",
             "perf-fp": "perf -g",
@@ -170,10 +177,10 @@ def workloads(binaries):
                  [binaries["sixteen_threads"], "100000"], comm="sixteen_threads"),
         Workload("depth10", "recurse.c at depth 6: stacks of 10 frames, for handler time",
                  [binaries["recurse"], "6", "400"], comm="recurse",
-                 families=("plain", "stacksample", "floor")),
+                 families=("plain",) + STACKSAMPLE_FAMILIES),
         Workload("depth50", "recurse.c at depth 46: stacks of 50 frames, for handler time",
                  [binaries["recurse"], "46", "400"], comm="recurse",
-                 families=("plain", "stacksample", "floor")),
+                 families=("plain",) + STACKSAMPLE_FAMILIES),
     ]
     wanted = env_list("BENCH_WORKLOADS", ",".join(w.name for w in every))
     unknown = set(wanted) - {w.name for w in every}
@@ -199,6 +206,8 @@ def configs(binaries, scratch):
     if "stacksample" in profilers:
         for mode in ("wall", "cpu"):
             result += [Config("stacksample", hz, mode) for hz in rates]
+        if os.environ.get("BENCH_BASELINE_LIB"):
+            result += [Config("baseline", hz, "wall") for hz in rates]
         result.append(Config("floor", max(rates), "wall"))
     if "gperftools" in profilers:
         note = "" if LIBPROFILER.exists() else f"unavailable: {LIBPROFILER} not installed"
@@ -224,8 +233,9 @@ def run_once(workload, config, index, binaries, scratch):
     env.update(workload.env)
     env["BENCH_END_STAMP"] = str(stamp)
     command = [str(binaries["timeit"]), str(times)] + [str(a) for a in workload.argv]
-    if config.family in ("stacksample", "floor"):
-        env["BENCH_CHILD_PRELOAD"] = str(FLOOR_LIB if config.family == "floor" else LIB)
+    if config.family in STACKSAMPLE_FAMILIES:
+        libraries = {"floor": FLOOR_LIB, "baseline": os.environ.get("BENCH_BASELINE_LIB")}
+        env["BENCH_CHILD_PRELOAD"] = str(libraries.get(config.family, LIB))
         env["STACKSAMPLE_INTERVAL"] = f"{1_000_000 / config.hz:g}us"
         env["STACKSAMPLE_MODE"] = config.mode
         env["STACKSAMPLE_OUTPUT"] = str(directory / "profile")
@@ -322,7 +332,7 @@ def read_perf(directory, run, comm):
 
 
 def profile_files(directory, config):
-    if config.family in ("stacksample", "floor"):
+    if config.family in STACKSAMPLE_FAMILIES:
         return list(directory.glob("profile*"))
     if config.family == "gperftools":
         return [directory / "gperftools.prof"]
@@ -336,7 +346,7 @@ def analyse(workload, config, directory, run):
     if config.family == "plain":
         return
     run.bytes = sum(f.stat().st_size for f in profile_files(directory, config))
-    if config.family in ("stacksample", "floor"):
+    if config.family in STACKSAMPLE_FAMILIES:
         stacks = read_stacksample(directory, run)
     elif config.family == "gperftools":
         stacks = read_gperftools(directory, run, workload.argv[0])

@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use crate::base::file;
+
 /// A readable+writable mapping and the lowest address a stack in it can reach.
 pub(super) struct WritableRegion {
     pub(super) range: Range<u64>,
@@ -49,7 +51,7 @@ fn main_stack_limit() -> Option<u64> {
 }
 
 pub(super) fn read_maps() -> Vec<Mapping> {
-    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let text = file::read_to_string("/proc/self/maps").unwrap_or_default();
     text.lines().filter_map(parse_maps_line).collect()
 }
 

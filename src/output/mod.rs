@@ -11,12 +11,11 @@ mod svg;
 mod text;
 mod writer;
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::base::error::Error;
+use crate::base::file::CheckedFile;
 use crate::profile::Profile;
 use crate::settings::Format;
 
@@ -115,21 +114,16 @@ fn write_atomically(
 const TEMPORARY_ATTEMPTS: u32 = 8;
 
 /// Creates a new file `<path>.tmp<pid>.<n>` beside `path`: exclusively (`O_EXCL`), never
-/// through a symbolic link (`O_NOFOLLOW`), with mode 0644 less the umask. Renaming it over
+/// through a symbolic link (`O_NOFOLLOW`), with mode 0644 less the umask, its descriptor
+/// checked before each write (the program may close it under us). Renaming it over
 /// `path` later replaces whatever entry is there (a symbolic link itself, not its target).
-fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
+fn create_temporary(path: &Path) -> io::Result<(PathBuf, CheckedFile)> {
     let mut last_error = None;
     for attempt in 0..TEMPORARY_ATTEMPTS {
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(format!(".tmp{}.{attempt}", std::process::id()));
         let temporary = PathBuf::from(temporary);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&temporary)
-        {
+        match CheckedFile::create_new(&temporary, 0o644) {
             Ok(file) => return Ok((temporary, file)),
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = Some(error),
             Err(error) => return Err(error),

@@ -5,9 +5,8 @@
 //! replaced, sampling stops, the profile is written (the destructor will not run), and any
 //! pending request of ours is discarded. If the exec fails, sampling resumes.
 //!
-//! Covered: `execve`, `execv`, `execvp`, `execvpe`, `fexecve`. The variadic `execl*` cannot
-//! be defined in stable Rust; glibc's versions call the system call directly, so a program
-//! that uses them and blocks SIGPROF while our request is pending can still be hit.
+//! Covered: `execve`, `execv`, `execvp`, `execvpe`, `fexecve`, and through `exec_list` the
+//! variadic `execl`, `execlp` and `execle`.
 
 use std::ffi::{c_char, c_int};
 use std::sync::atomic::AtomicUsize;

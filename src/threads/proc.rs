@@ -1,7 +1,10 @@
 //! What the kernel tells about the threads of this process: ids, existence, names, CPU
 //! time, scheduling, and whether a thread is blocked in a system call.
 
+use std::path::PathBuf;
+
 use crate::base::clock::timespec_nanos;
+use crate::base::file::{self, CheckedFile};
 use crate::base::thread::pid;
 
 /// Kernel id of the calling thread.
@@ -27,21 +30,33 @@ pub enum SyscallState {
 }
 
 /// `/proc/self/task/<tid>/syscall`, kept open: the kernel regenerates it on every read, so
-/// one open per thread and a positioned read per look is all it costs.
-pub struct SyscallFile(std::fs::File);
+/// one open per thread and a positioned read per look is all it costs. The descriptor is
+/// checked before each use (the program may close it); one it lost is opened again.
+pub struct SyscallFile {
+    tid: i32,
+    file: CheckedFile,
+}
 
 impl SyscallFile {
     pub fn open(tid: i32) -> Option<SyscallFile> {
-        std::fs::File::open(format!("/proc/self/task/{tid}/syscall"))
-            .ok()
-            .map(SyscallFile)
+        let file = CheckedFile::open(&Self::path(tid)).ok()?;
+        Some(SyscallFile { tid, file })
+    }
+
+    fn path(tid: i32) -> PathBuf {
+        PathBuf::from(format!("/proc/self/task/{tid}/syscall"))
     }
 
     /// Whether the thread is blocked in a system call, and where.
-    pub fn state(&self) -> Option<SyscallState> {
-        use std::os::unix::fs::FileExt;
+    pub fn state(&mut self) -> Option<SyscallState> {
         let mut buffer = [0u8; 256];
-        let length = self.0.read_at(&mut buffer, 0).ok()?;
+        let length = match self.file.read_at(&mut buffer, 0) {
+            Ok(length) => length,
+            Err(_) => {
+                self.file = CheckedFile::open(&Self::path(self.tid)).ok()?;
+                self.file.read_at(&mut buffer, 0).ok()?
+            }
+        };
         parse_syscall_line(std::str::from_utf8(buffer.get(..length)?).ok()?)
     }
 }
@@ -83,14 +98,14 @@ pub fn priority() -> libc::c_int {
 /// Nanoseconds thread `tid` has spent runnable but waiting for a CPU (the second field of
 /// `/proc/self/task/<tid>/schedstat`).
 pub fn run_queue_wait(tid: i32) -> Option<u64> {
-    let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let schedstat = file::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
     schedstat.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Times thread `tid` gave up its CPU of its own accord, to block or sleep (the
 /// `voluntary_ctxt_switches` line of `/proc/self/task/<tid>/status`).
 pub fn voluntary_switches(tid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    let status = file::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
@@ -101,14 +116,14 @@ pub fn voluntary_switches(tid: i32) -> Option<u64> {
 
 /// The thread's name from `/proc/self/task/<tid>/comm`, if it still exists.
 pub fn name(tid: i32) -> Option<String> {
-    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+    let comm = file::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
     Some(comm.trim_end().to_owned())
 }
 
 /// The command line of this process, arguments joined by spaces, on one line (control
 /// characters such as newlines in `python -c` scripts are escaped).
 pub fn command_line() -> String {
-    let raw = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let raw = file::read("/proc/self/cmdline").unwrap_or_default();
     let joined = raw
         .split(|&b| b == 0)
         .filter(|arg| !arg.is_empty())

@@ -2,6 +2,7 @@
 
 use super::own::is_own_thread;
 use super::proc::name;
+use crate::base::file;
 
 /// Which threads to sample: fixed ids, and/or every thread, and/or threads by name.
 #[derive(Debug, Clone)]
@@ -22,11 +23,12 @@ impl Selector {
         if !self.is_dynamic() {
             return Vec::new();
         }
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        let Ok(tasks) = file::list_directory("/proc/self/task") else {
             return Vec::new();
         };
         tasks
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .iter()
+            .filter_map(|name| name.parse::<i32>().ok())
             .filter(|&tid| !is_own_thread(tid))
             .filter(|&tid| self.all || self.name_matches(tid))
             .collect()

@@ -265,5 +265,5 @@ fn syscall_state(thread: &mut Watched) -> Option<SyscallState> {
     if thread.watch.syscall_file.is_none() {
         thread.watch.syscall_file = SyscallFile::open(thread.tid);
     }
-    thread.watch.syscall_file.as_ref()?.state()
+    thread.watch.syscall_file.as_mut()?.state()
 }

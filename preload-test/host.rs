@@ -1,0 +1,109 @@
+//! The program behaves as it does without the library: each case runs a fixture plain and
+//! profiled and compares what it printed, its exit status and the files it wrote.
+
+use std::path::Path;
+
+use crate::support::{build, run, Run};
+
+/// Runs `host args` plain and profiled (`env` beside the library); `files` are names,
+/// relative to each run's directory, that the program writes.
+fn plain_and_profiled(args: &[&str], env: &[(&str, &str)], files: &[&str]) -> (Run, Run) {
+    let exe = build("host", &["-O2"]);
+    let runs = [false, true].map(|preload| {
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if files.contains(a) {
+                    dir.path().join(a).to_string_lossy().into_owned()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = run(&exe, &args, env, preload);
+        for file in files {
+            let written = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+            std::fs::write(run.dir.path().join(format!("{file}.seen")), written).unwrap();
+        }
+        run
+    });
+    let [plain, profiled] = runs;
+    assert_eq!(plain.code(), Some(0), "plain: {}", plain.stderr());
+    assert_eq!(
+        profiled.code(),
+        plain.code(),
+        "profiled: {}",
+        profiled.stderr()
+    );
+    assert_eq!(profiled.stdout(), plain.stdout());
+    for file in files {
+        assert_eq!(
+            seen(&profiled, file),
+            seen(&plain, file),
+            "{file} differs; stderr: {}",
+            profiled.stderr()
+        );
+    }
+    (plain, profiled)
+}
+
+fn seen(run: &Run, file: &str) -> String {
+    std::fs::read_to_string(run.dir.path().join(format!("{file}.seen"))).unwrap()
+}
+
+const EVERY_MS: (&str, &str) = ("STACKSAMPLE_INTERVAL", "1ms");
+
+#[test]
+fn a_file_opened_after_closing_every_descriptor_keeps_its_lines() {
+    let (plain, profiled) = plain_and_profiled(&["write", "out.txt"], &[EVERY_MS], &["out.txt"]);
+    assert_eq!(seen(&plain, "out.txt").lines().count(), 100);
+    // The profile is still written, and the program was sampled.
+    assert!(profiled.folded().total() >= 50, "{}", profiled.stderr());
+}
+
+#[test]
+fn two_files_opened_after_closing_every_descriptor_keep_their_own_lines() {
+    let (plain, _) =
+        plain_and_profiled(&["two", "a.txt", "b.txt"], &[EVERY_MS], &["a.txt", "b.txt"]);
+    assert!(seen(&plain, "a.txt")
+        .lines()
+        .all(|l| l.starts_with("first ")));
+    assert_eq!(seen(&plain, "b.txt").lines().count(), 50);
+}
+
+#[test]
+fn a_descriptor_passed_to_an_exec_stays_open() {
+    plain_and_profiled(&["pass", "passed.txt"], &[EVERY_MS], &["passed.txt"]);
+}
+
+#[test]
+fn closing_descriptors_while_threads_come_and_go_is_harmless() {
+    let (_, profiled) = plain_and_profiled(
+        &["churn", "1000"],
+        &[EVERY_MS, ("STACKSAMPLE_TID", "all")],
+        &[],
+    );
+    let stderr = profiled.stderr();
+    assert!(
+        !stderr.contains("panic") && !stderr.contains("closedir"),
+        "{stderr}"
+    );
+    assert!(Path::new(&profiled.profile_file("folded")).is_file());
+}
+
+#[test]
+fn images_replaced_through_execl_execlp_and_execle_are_never_killed() {
+    // Each image is sampled every 100 us until it replaces itself; a request still pending
+    // in the new image would end it with SIGPROF.
+    let (_, profiled) = plain_and_profiled(
+        &["chain", "20"],
+        &[
+            ("STACKSAMPLE_INTERVAL", "100us"),
+            ("STACKSAMPLE_OUTPUT", "image.%p"),
+        ],
+        &[],
+    );
+    assert!(profiled.files("image.").len() >= 3, "{}", profiled.stderr());
+}

@@ -1,0 +1,174 @@
+/* Things programs do that a preloaded library must not change.
+ *
+ * Descriptors: close every descriptor not known, as daemons and children before an exec do,
+ * then open files; the numbers they get back may be ones the profiler had open.
+ *   host write FILE        closes 3..1023, writes 100 lines to FILE, returns
+ *   host two A B           closes 3..1023, opens A then B, writes to both, returns
+ *   host pass FILE         closes 3..1023, opens FILE at fd 3, execs itself as "child",
+ *                          which writes to fd 3 (descriptor passing, LISTEN_FDS style)
+ *   host child             writes one line to fd 3
+ *   host churn MS          one thread closes 3..1023 over and over for MS ms while another
+ *                          starts and joins threads
+ * The variadic exec family:
+ *   host chain N           computes for 30 ms and replaces itself with itself N times, through
+ *                          execl, execlp and execle in turn; the last image prints
+ * Each mode prints what it did; the exit status is 0 unless something failed. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+
+static void close_unknown_descriptors(void) {
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+}
+
+/* Long enough for the sampler to take several samples (and open what it needs to). */
+static void busy(long ms) {
+    volatile unsigned long x = 1;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        for (int i = 0; i < 100000; i++)
+            x = x * 31 + 7;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+}
+
+static int write_lines(FILE *file, const char *text, int count) {
+    for (int i = 0; i < count; i++)
+        if (fprintf(file, "%s %d\n", text, i) < 0)
+            return -1;
+    return 0;
+}
+
+static int mode_write(const char *path) {
+    busy(200);
+    close_unknown_descriptors();
+    FILE *file = fopen(path, "w");
+    if (!file)
+        return 1;
+    busy(100);
+    if (write_lines(file, "line", 100) != 0)
+        return 1;
+    printf("wrote 100 lines, fd %d\n", fileno(file));
+    /* Left open: exit flushes it, after the library's destructor. */
+    return 0;
+}
+
+static int mode_two(const char *a, const char *b) {
+    busy(200);
+    close_unknown_descriptors();
+    FILE *first = fopen(a, "w");
+    FILE *second = fopen(b, "w");
+    if (!first || !second)
+        return 1;
+    busy(100);
+    if (write_lines(first, "first", 50) != 0 || write_lines(second, "second", 50) != 0)
+        return 1;
+    printf("wrote two files\n");
+    return 0;
+}
+
+static int mode_pass(const char *path, const char *self) {
+    busy(200);
+    close_unknown_descriptors();
+    FILE *file = fopen(path, "w");
+    if (!file || fileno(file) != 3)
+        return 1;
+    busy(100);
+    fflush(stdout);
+    execl(self, self, "child", (char *)NULL);
+    return 1;
+}
+
+static int mode_child(void) {
+    const char line[] = "written by the exec'd child\n";
+    if (write(3, line, sizeof line - 1) != (ssize_t)(sizeof line - 1)) {
+        printf("fd 3: %s\n", strerror(errno));
+        return 1;
+    }
+    printf("child wrote to fd 3\n");
+    return 0;
+}
+
+static volatile int stop;
+
+static void *closer(void *unused) {
+    (void)unused;
+    while (!stop)
+        close_unknown_descriptors();
+    return NULL;
+}
+
+static void *nothing(void *unused) {
+    busy(1);
+    return unused;
+}
+
+static int mode_churn(long ms) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, closer, NULL);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int started = 0;
+    do {
+        pthread_t worker;
+        if (pthread_create(&worker, NULL, nothing, NULL) == 0) {
+            pthread_join(worker, NULL);
+            started++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+    stop = 1;
+    pthread_join(thread, NULL);
+    printf("churned %s\n", started > 0 ? "threads" : "nothing");
+    return 0;
+}
+
+/* Replaces itself with itself, `images` more times, through execl, execlp and execle in
+ * turn; the last image prints. */
+static int mode_chain(const char *self, int images) {
+    if (images == 0) {
+        printf("last image\n");
+        return 0;
+    }
+    char count[16];
+    snprintf(count, sizeof count, "%d", images - 1);
+    char *const environment[] = {"PATH=/usr/bin:/bin", NULL};
+    busy(30);
+    fflush(stdout);
+    switch (images % 3) {
+    case 0:
+        execl(self, self, "chain", count, (char *)NULL);
+        break;
+    case 1:
+        /* A path with a slash: execlp runs it without searching. */
+        execlp(self, self, "chain", count, (char *)NULL);
+        break;
+    default:
+        execle(self, self, "chain", count, (char *)NULL, environment);
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "write") == 0)
+        return mode_write(argv[2]);
+    if (argc >= 4 && strcmp(argv[1], "two") == 0)
+        return mode_two(argv[2], argv[3]);
+    if (argc >= 3 && strcmp(argv[1], "pass") == 0)
+        return mode_pass(argv[2], argv[0]);
+    if (argc >= 2 && strcmp(argv[1], "child") == 0)
+        return mode_child();
+    if (argc >= 3 && strcmp(argv[1], "churn") == 0)
+        return mode_churn(atol(argv[2]));
+    if (argc >= 3 && strcmp(argv[1], "chain") == 0)
+        return mode_chain(argv[0], atoi(argv[2]));
+    fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N\n");
+    return 2;
+}
