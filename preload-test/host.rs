@@ -107,3 +107,49 @@ fn images_replaced_through_execl_execlp_and_execle_are_never_killed() {
     );
     assert!(profiled.files("image.").len() >= 3, "{}", profiled.stderr());
 }
+
+#[test]
+fn signal_after_siginterrupt_lets_the_signal_interrupt_a_read() {
+    let (plain, _) = plain_and_profiled(&["siginterrupt"], &[], &[]);
+    assert!(
+        plain.stdout().contains("Interrupted system call"),
+        "{}",
+        plain.stdout()
+    );
+}
+
+#[test]
+fn a_handler_set_with_sigset_survives_a_sigaction_save_and_restore() {
+    let (plain, _) = plain_and_profiled(&["sigset"], &[], &[]);
+    assert!(
+        plain.stdout().contains("handler ran 1 time"),
+        "{}",
+        plain.stdout()
+    );
+}
+
+#[test]
+fn signal_refuses_sig_err_as_glibc_does() {
+    let (plain, _) = plain_and_profiled(&["sigerr"], &[], &[]);
+    assert!(
+        plain.stdout().contains("SIG_ERR, Invalid argument"),
+        "{}",
+        plain.stdout()
+    );
+}
+
+#[test]
+fn a_thread_that_waits_for_the_sampling_signal_never_receives_a_request() {
+    let (plain, profiled) = plain_and_profiled(&["sigwait"], &[EVERY_MS], &[]);
+    assert_eq!(plain.stdout(), "received 0 SIGPROF\n");
+    // It computes between its waits, so requests were sent to it all along.
+    let report = profiled.report();
+    let samples = report.field("samples");
+    let requested: u64 = samples
+        .split(" taken of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("samples: {samples}"));
+    assert!(requested >= 50, "samples: {samples}");
+}

@@ -12,9 +12,20 @@
  * The variadic exec family:
  *   host chain N           computes for 30 ms and replaces itself with itself N times, through
  *                          execl, execlp and execle in turn; the last image prints
+ * Signal functions:
+ *   host siginterrupt      SIGALRM set with signal() after siginterrupt(SIGALRM, 1) interrupts
+ *                          a blocking read (exits 3 if it did not within 3 s)
+ *   host sigset            a SIGINT handler set with sigset() survives a sigaction save and
+ *                          restore, then handles a raised SIGINT
+ *   host sigerr            signal(SIGPROF, SIG_ERR) is refused with EINVAL
+ *   host sigwait           blocks SIGPROF and, between bits of work, polls for it with
+ *                          sigtimedwait; prints how many it received (none are sent)
  * Each mode prints what it did; the exit status is 0 unless something failed. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +167,75 @@ static int mode_chain(const char *self, int images) {
     return 1;
 }
 
+static volatile sig_atomic_t handled;
+
+static void count_signal(int sig) {
+    (void)sig;
+    handled++;
+}
+
+static void *watchdog(void *unused) {
+    (void)unused;
+    sleep(3);
+    printf("read was not interrupted\n");
+    fflush(stdout);
+    _exit(3);
+}
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static int mode_siginterrupt(void) {
+    /* In this order glibc's signal() reads the choice siginterrupt() recorded. */
+    siginterrupt(SIGALRM, 1);
+    signal(SIGALRM, count_signal);
+    int pipe_ends[2];
+    if (pipe(pipe_ends) != 0)
+        return 1;
+    pthread_t thread;
+    pthread_create(&thread, NULL, watchdog, NULL);
+    struct itimerval in_200ms = {{0, 0}, {0, 200000}};
+    setitimer(ITIMER_REAL, &in_200ms, NULL);
+    char byte;
+    ssize_t read_bytes = read(pipe_ends[0], &byte, 1);
+    printf("read returned %zd (%s), handler ran %d time(s)\n", read_bytes,
+           read_bytes < 0 ? strerror(errno) : "data", (int)handled);
+    return 0;
+}
+
+static int mode_sigset(void) {
+    sigset(SIGINT, count_signal);
+    struct sigaction saved;
+    sigaction(SIGINT, NULL, &saved);
+    sigaction(SIGINT, &saved, NULL);
+    raise(SIGINT);
+    printf("survived SIGINT, handler ran %d time(s)\n", (int)handled);
+    return 0;
+}
+
+static int mode_sigerr(void) {
+    errno = 0;
+    void (*previous)(int) = signal(SIGPROF, SIG_ERR);
+    printf("signal(SIGPROF, SIG_ERR): %s, %s\n", previous == SIG_ERR ? "SIG_ERR" : "accepted",
+           strerror(errno));
+    return 0;
+}
+
+static int mode_sigwait(void) {
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
+    struct timespec no_wait = {0, 0};
+    int received = 0;
+    for (int i = 0; i < 300; i++) {
+        busy(2);
+        siginfo_t info;
+        if (sigtimedwait(&prof, &info, &no_wait) == SIGPROF)
+            received++;
+    }
+    printf("received %d SIGPROF\n", received);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "write") == 0)
         return mode_write(argv[2]);
@@ -169,6 +249,15 @@ int main(int argc, char **argv) {
         return mode_churn(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "chain") == 0)
         return mode_chain(argv[0], atoi(argv[2]));
-    fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N\n");
+    if (argc >= 2 && strcmp(argv[1], "siginterrupt") == 0)
+        return mode_siginterrupt();
+    if (argc >= 2 && strcmp(argv[1], "sigset") == 0)
+        return mode_sigset();
+    if (argc >= 2 && strcmp(argv[1], "sigerr") == 0)
+        return mode_sigerr();
+    if (argc >= 2 && strcmp(argv[1], "sigwait") == 0)
+        return mode_sigwait();
+    fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
+                    " | siginterrupt | sigset | sigerr | sigwait\n");
     return 2;
 }

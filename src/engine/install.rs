@@ -17,8 +17,8 @@ pub const API_SLOTS: usize = 8;
 /// Re-installs our handlers if something replaced them behind `sigaction`'s back. The
 /// sampler calls this before each round of requests.
 pub fn ensure_installed() {
-    PROGRAM_SAMPLE_ACTION.ensure_installed(on_sample_signal as *const () as usize);
-    PROGRAM_DUMP_ACTION.ensure_installed(on_dump_signal as *const () as usize);
+    PROGRAM_SAMPLE_ACTION.ensure_installed();
+    PROGRAM_DUMP_ACTION.ensure_installed();
 }
 
 /// Slot indices travel in 8 bits of a request's value.

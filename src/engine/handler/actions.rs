@@ -58,6 +58,8 @@ pub struct ChainedAction {
     versions: [UnsafeCell<libc::sigaction>; ACTION_VERSIONS],
     /// Index of the current version plus one; 0 while the program has set none.
     current: AtomicUsize,
+    /// Our handler's address, once installed.
+    ours: AtomicUsize,
     next: AtomicUsize,
 }
 
@@ -72,6 +74,7 @@ impl ChainedAction {
             managed: AtomicBool::new(false),
             versions: [const { UnsafeCell::new(EMPTY_ACTION) }; ACTION_VERSIONS],
             current: AtomicUsize::new(0),
+            ours: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
         }
     }
@@ -101,20 +104,36 @@ impl ChainedAction {
 
     /// Puts our handler back if something bypassed `sigaction` (a raw system call, `sigset`)
     /// and replaced it: what it installed becomes the program's action to chain to.
-    pub fn ensure_installed(&self, handler: usize) {
+    pub fn ensure_installed(&self) {
+        if let Some(theirs) = self.bypassed() {
+            self.store(theirs);
+            let sig = self.signal.load(Ordering::Relaxed) as libc::c_int;
+            let _ = self.install(sig, self.ours.load(Ordering::Relaxed));
+        }
+    }
+
+    /// What is installed instead of our handler, if something bypassed `sigaction` while we
+    /// manage the signal.
+    fn bypassed(&self) -> Option<libc::sigaction> {
         if !self.managed.load(Ordering::Acquire) {
-            return;
+            return None;
         }
         let sig = self.signal.load(Ordering::Relaxed) as libc::c_int;
         let mut current = empty_action();
         // SAFETY: querying with a null new action only writes `current`.
-        if unsafe { real_sigaction(sig, ptr::null(), &mut current) } != 0
-            || current.sa_sigaction == handler
-        {
-            return;
+        let queried = unsafe { real_sigaction(sig, ptr::null(), &mut current) } == 0;
+        (queried && current.sa_sigaction != self.ours.load(Ordering::Relaxed)).then_some(current)
+    }
+
+    /// Steps aside, without installing anything, if the program installed its own action
+    /// behind `sigaction`'s back (`sigset` does): the signal is the program's from then on.
+    /// True if it did.
+    pub fn yield_if_bypassed(&self) -> bool {
+        let bypassed = self.bypassed().is_some();
+        if bypassed {
+            self.managed.store(false, Ordering::Release);
         }
-        self.store(current);
-        let _ = self.install(sig, handler);
+        bypassed
     }
 
     fn install(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
@@ -159,6 +178,7 @@ impl ChainedAction {
         }
         self.store(previous);
         self.signal.store(sig as u32, Ordering::Relaxed);
+        self.ours.store(handler, Ordering::Relaxed);
         self.install(sig, handler)?;
         let mut installed = empty_action();
         // SAFETY: querying with a null new action only writes `installed`.
