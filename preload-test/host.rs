@@ -153,3 +153,20 @@ fn a_thread_that_waits_for_the_sampling_signal_never_receives_a_request() {
         .unwrap_or_else(|| panic!("samples: {samples}"));
     assert!(requested >= 50, "samples: {samples}");
 }
+
+#[test]
+fn a_child_forked_while_another_thread_lists_the_libraries_ends_at_once() {
+    let (plain, profiled) = plain_and_profiled(&["fork-listing", "5"], &[EVERY_MS], &[]);
+    assert_eq!(plain.stdout(), "every child ended within 1 s: yes\n");
+    // The lister is inside `dl_iterate_phdr` nearly all the time, so children are forked
+    // while it is; such a child says why it is not profiled.
+    assert!(
+        profiled.stderr().contains("not profiling it"),
+        "{}",
+        profiled.stderr()
+    );
+    assert!(
+        !profiled.files("stacksample.").is_empty(),
+        "the parent's profile"
+    );
+}

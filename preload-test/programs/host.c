@@ -20,9 +20,14 @@
  *   host sigerr            signal(SIGPROF, SIG_ERR) is refused with EINVAL
  *   host sigwait           blocks SIGPROF and, between bits of work, polls for it with
  *                          sigtimedwait; prints how many it received (none are sent)
+ * Fork:
+ *   host fork-listing N    one thread lists the loaded objects (dl_iterate_phdr, slowly)
+ *                          over and over while the main thread forks N children that compute
+ *                          for 20 ms and _exit; prints whether every child ended within 1 s
  * Each mode prints what it did; the exit status is 0 unless something failed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 
@@ -236,6 +242,49 @@ static int mode_sigwait(void) {
     return 0;
 }
 
+static int slow_object(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)info, (void)size, (void)data;
+    struct timespec pause = {0, 200000};
+    nanosleep(&pause, NULL);
+    return 0;
+}
+
+static void *lister(void *unused) {
+    while (!stop)
+        dl_iterate_phdr(slow_object, NULL);
+    return unused;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int mode_fork_listing(int children) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, lister, NULL);
+    double slowest = 0;
+    for (int i = 0; i < children; i++) {
+        double started = seconds_now();
+        pid_t child = fork();
+        if (child == 0) {
+            busy(20);
+            _exit(0);
+        }
+        int status;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
+            return 1;
+        double took = seconds_now() - started;
+        if (took > slowest)
+            slowest = took;
+    }
+    stop = 1;
+    pthread_join(thread, NULL);
+    printf("every child ended within 1 s: %s\n", slowest < 1.0 ? "yes" : "no");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "write") == 0)
         return mode_write(argv[2]);
@@ -257,7 +306,9 @@ int main(int argc, char **argv) {
         return mode_sigerr();
     if (argc >= 2 && strcmp(argv[1], "sigwait") == 0)
         return mode_sigwait();
+    if (argc >= 3 && strcmp(argv[1], "fork-listing") == 0)
+        return mode_fork_listing(atoi(argv[2]));
     fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
-                    " | siginterrupt | sigset | sigerr | sigwait\n");
+                    " | siginterrupt | sigset | sigerr | sigwait | fork-listing N\n");
     return 2;
 }

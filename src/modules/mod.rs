@@ -2,7 +2,8 @@
 //! drain.
 //!
 //! Runs on the sampler thread, at its first tick and after libraries come or go. From the
-//! loader's list (`dl_iterate_phdr`, with nothing allocated under its lock: `loader`) it takes
+//! loader's list (`dl_iterate_phdr`, with nothing allocated under its lock: `loader`; the
+//! program's own calls of it are counted in `loader_lock`, for forked children) it takes
 //! the executable, the shared libraries, ld.so and the vdso; from each it copies
 //! `.eh_frame_hdr` and `.eh_frame` (with checked reads: `elf`) into memory it owns, so a
 //! `dlclose` cannot unmap what the handler reads. The `registry` publishes each generation
@@ -14,12 +15,14 @@
 
 mod elf;
 mod loader;
+mod loader_lock;
 mod map;
 mod maps;
 mod registry;
 mod snapshot;
 
 pub use loader::read_memory;
+pub use loader_lock::loader_lock_may_be_held;
 pub use map::{ModuleInfo, ModuleMap};
 pub use registry::{Generation, ModuleRegistry};
 pub use snapshot::UnwindSnapshot;

@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use crate::base::error::Error;
 use crate::base::thread::pid;
 use crate::engine::{self, handler};
+use crate::modules;
 use crate::run::Session;
 use crate::settings::Settings;
 use crate::threads;
@@ -136,6 +137,12 @@ extern "C" fn after_fork_in_child() {
         };
         engine::reset_after_fork();
         let pid = pid();
+        if modules::loader_lock_may_be_held() {
+            eprintln!(
+                "stacksample: process {pid} was forked while another thread was listing the loaded libraries, whose lock it can never take; not profiling it"
+            );
+            return;
+        }
         match settings.for_child(pid) {
             Some(child) => {
                 if let Err(error) = run(child) {
