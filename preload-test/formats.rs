@@ -168,7 +168,7 @@ fn json_has_the_get_result_shape() {
     for stack in &incomplete {
         let stop = stack["stop"].as_str().unwrap();
         assert!(
-            ["unwind_error", "unknown_stack", "stack_too_small"].contains(&stop),
+            ["unwind_error", "unknown_stack", "no_handler_stack"].contains(&stop),
             "{stack:#?}"
         );
     }

@@ -1,38 +1,17 @@
 //! The reliability gauntlet: programs that try hard to break the profiler (an allocator
 //! interrupted mid-call, libraries and threads coming and going, stacks no unwinder can walk,
-//! nearly full stacks, a million distinct stacks, real programs, hostile files and a
+//! a million distinct stacks, real programs, hostile files and a
 //! set-user-ID process), each with the outcome a user must see. `scripts/soak.sh` runs the
 //! long versions (`STACKSAMPLE_GAUNTLET_LONG=1`) and a ten-minute soak.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{build, configure, library, run, Folded, Report};
-
-/// Seconds for the cases that scale with time: short in the default run, the full length in
-/// `scripts/soak.sh`.
-fn seconds(short: f64, long: f64) -> String {
-    let long_run = std::env::var_os("STACKSAMPLE_GAUNTLET_LONG").is_some_and(|v| v == "1");
-    format!("{}", if long_run { long } else { short })
-}
-
-/// CPU mode for fixtures that only compute: on a machine busy with other work a thread that
-/// gets under half a CPU looks mostly blocked to wall mode, which then skips it between calls
-/// (docs/limits.md); these cases are about the handler, not that choice.
-const CPU_MODE: (&str, &str) = ("STACKSAMPLE_MODE", "cpu");
-
-fn assert_clean_exit(run: &crate::support::Run, stdout: &str) {
-    assert_eq!(
-        (run.code(), run.stdout().as_str()),
-        (Some(0), stdout),
-        "signal {:?}; stderr:\n{}",
-        run.output.status.signal(),
-        run.stderr()
-    );
-    assert!(!run.stderr().contains("stacksample:"), "{}", run.stderr());
-}
+use crate::support::{
+    assert_clean_exit, build, configure, library, run, seconds, Folded, Report, CPU_MODE,
+};
 
 /// Samples whose leaf is inside the allocator: below `churn_allocations`, and not in the
 /// fixture's own code or the clock it reads.
@@ -158,67 +137,6 @@ fn hostile_stacks_are_cut_and_counted_never_a_fault() {
     let cut = folded.count(|f| f[0] == "[truncated]");
     assert!(cut >= 10, "{}", report.text);
     assert_eq!(report.number("truncated"), cut);
-}
-
-#[test]
-fn a_nearly_full_small_stack_gets_leaf_only_samples() {
-    let exe = build("small_stack", &["-O2"]);
-    let env = [
-        ("STACKSAMPLE_TID", "all"),
-        ("STACKSAMPLE_INTERVAL", "1ms"),
-        CPU_MODE,
-    ];
-    let run = run(&exe, &["near-end", "8192", &seconds(2.0, 10.0)], &env, true);
-    assert_clean_exit(&run, "done\n");
-    assert_leaf_only_samples(&run, "spin_near_the_end");
-}
-
-/// A handler of the program running on a small alternate stack inside a heap block: the
-/// stack's end comes from the context the kernel saved, not from the mapping (the heap), so
-/// the samples taken there are leaf-only and nothing below the stack is written.
-#[test]
-fn a_small_alternate_stack_in_the_heap_gets_leaf_only_samples() {
-    let exe = build("small_stack", &["-O2"]);
-    let env = [("STACKSAMPLE_INTERVAL", "1ms"), CPU_MODE];
-    let run = run(&exe, &["altstack", &seconds(1.0, 5.0)], &env, true);
-    assert_clean_exit(&run, "below the alternate stack: 0 bytes overwritten\n");
-    assert_leaf_only_samples(&run, "spin_on_small_altstack");
-}
-
-/// At least ten samples were cut to their leaf for lack of stack, `leaf` alone on them.
-fn assert_leaf_only_samples(run: &crate::support::Run, leaf: &str) {
-    let report = run.report();
-    let short = report.detail("truncated", "with too little stack left");
-    let leaf_only = run
-        .folded()
-        .count(|f| f.last().unwrap() == leaf && f.len() == 1);
-    assert!(short >= 10, "{}", report.text);
-    assert!(leaf_only >= 10, "{}", report.text);
-}
-
-/// What the handler and the kernel's signal frame write below the interrupted frame, and
-/// what the handler's check assumes (`UNWIND_STACK_NEED`, 20 KB, plus 4 KB for the kernel's
-/// signal frame with the largest register state, and what sits above the check).
-#[test]
-fn handler_stack_use_is_within_what_the_check_assumes() {
-    let exe = build("small_stack", &["-O2"]);
-    let env = [
-        ("STACKSAMPLE_TID", "all"),
-        ("STACKSAMPLE_INTERVAL", "1ms"),
-        CPU_MODE,
-    ];
-    let run = run(&exe, &["measure", "2"], &env, true);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
-    let used: u64 = run
-        .stdout()
-        .trim()
-        .rsplit(": ")
-        .next()
-        .and_then(|s| s.trim_end_matches(" bytes").parse().ok())
-        .unwrap_or_else(|| panic!("{}", run.stdout()));
-    eprintln!("signal frame and handler used {used} bytes of stack");
-    assert!(run.report().samples() >= 100);
-    assert!((2048..=24 * 1024).contains(&used), "{used} bytes");
 }
 
 /// Runs `command` and returns its exit status and peak resident memory in KB (`VmHWM` of

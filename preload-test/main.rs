@@ -10,6 +10,7 @@ mod gauntlet;
 mod host;
 mod settings;
 mod signals;
+mod stacks;
 mod support;
 mod symbols;
 mod threads;

@@ -1,6 +1,7 @@
 //! Shared helpers: build a C fixture, run it under `LD_PRELOAD`, read the files it wrote.
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -356,4 +357,28 @@ fn parse_row(line: &str) -> (String, (u64, u64, String)) {
         function.to_owned(),
         (counts.0, counts.1, module.trim_end_matches(']').to_owned()),
     )
+}
+
+/// Seconds for the cases that scale with time: short in the default run, the full length
+/// in `scripts/soak.sh`.
+pub fn seconds(short: f64, long: f64) -> String {
+    let long_run = std::env::var_os("STACKSAMPLE_GAUNTLET_LONG").is_some_and(|v| v == "1");
+    format!("{}", if long_run { long } else { short })
+}
+
+/// CPU mode for fixtures that only compute: on a machine busy with other work a thread that
+/// gets under half a CPU looks mostly blocked to wall mode, which then skips it between calls
+/// (docs/limits.md); these cases are about the handler, not that choice.
+pub const CPU_MODE: (&str, &str) = ("STACKSAMPLE_MODE", "cpu");
+
+/// Exit 0, exactly `stdout`, and no `stacksample:` line on stderr.
+pub fn assert_clean_exit(run: &Run, stdout: &str) {
+    assert_eq!(
+        (run.code(), run.stdout().as_str()),
+        (Some(0), stdout),
+        "signal {:?}; stderr:\n{}",
+        run.output.status.signal(),
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("stacksample:"), "{}", run.stderr());
 }

@@ -16,9 +16,12 @@ pub enum StopReason {
     UnwindError,
     /// The stack pointer was in no memory the profiler knew; only the leaf was taken.
     UnknownStack,
-    /// The thread's stack had too little room left below the handler to unwind safely;
+    /// The library had no stack of its own to unwind on (the kernel refused the memory);
     /// only the leaf was taken.
-    StackTooSmall,
+    NoHandlerStack,
+    /// The walk reached the function every `makecontext` fiber returns to: the fiber's
+    /// stack ends there, complete.
+    FiberStart,
 }
 
 impl StopReason {
@@ -29,7 +32,8 @@ impl StopReason {
             StopReason::DepthLimit => "depth_limit",
             StopReason::UnwindError => "unwind_error",
             StopReason::UnknownStack => "unknown_stack",
-            StopReason::StackTooSmall => "stack_too_small",
+            StopReason::NoHandlerStack => "no_handler_stack",
+            StopReason::FiberStart => "fiber_start",
         }
     }
 }

@@ -76,8 +76,8 @@ counters! {
     unwind_error,
     /// Samples whose stack pointer was in no known mapping (leaf only).
     unknown_stack,
-    /// Samples taken leaf-only because the thread's stack was nearly full.
-    stack_too_small,
+    /// Samples taken leaf-only because the library had no stack of its own to unwind on.
+    no_handler_stack,
     /// Samples of threads blocked in a system call, unwound without a signal.
     blocked_unwound,
     /// Samples of threads still blocked in the same call, counted again without unwinding.

@@ -1,10 +1,13 @@
 /* A thread with a 32 KB stack that recurses until only a given number of bytes of its stack
  * are left, then runs there while it is sampled; or, with "measure", a thread with a large
- * stack that paints the unused part, runs a while, and prints how deep below its frame the
- * stack was written (by the signal frames and handlers that interrupted it); or, with
- * "altstack", a signal handler that runs for a while on an 8 KB alternate stack carved from
- * a heap block whose lower part is painted, and prints whether that paint survived.
- * Args: "near-end" room_bytes seconds | "measure" seconds | "altstack" seconds. */
+ * stack that calls itself `depth` times, paints the unused part, runs a while, and prints how
+ * deep below its frame the stack was written (by the signal frames and handlers that
+ * interrupted it), with "empty-handler" under an empty SIGPROF handler of its own that
+ * another thread signals every 100 us; or, with "altstack", a signal handler that runs for
+ * a while on an 8 KB alternate stack carved from a heap block whose lower part is painted,
+ * and prints whether that paint survived.
+ * Args: "near-end" room_bytes seconds | "measure" seconds depth ["empty-handler"] |
+ * "altstack" seconds. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "fixture.h"
 
 #define PAINT 0xa5
@@ -74,10 +79,44 @@ __attribute__((noinline)) static size_t measured_spin(void) {
     return here - (uintptr_t)p;
 }
 
+static int depth;
+
+__attribute__((noinline)) static size_t measure_below(int frames) {
+    size_t used = frames > 0 ? measure_below(frames - 1) : measured_spin();
+    sink++;
+    return used;
+}
+
 static void *measure(void *arg) {
     stack_low = own_stack_low();
-    *(size_t *)arg = measured_spin();
+    *(size_t *)arg = measure_below(depth);
     return NULL;
+}
+
+static void empty_handler(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)info;
+    (void)context;
+}
+
+static volatile int measuring_done;
+
+/* Signals thread `arg` every 100 us, as the profiler's sampler would at 10 kHz. */
+static void *signal_every_100us(void *arg) {
+    pid_t tid = *(pid_t *)arg;
+    struct timespec pause = {.tv_nsec = 100000};
+    while (!measuring_done) {
+        syscall(SYS_tgkill, getpid(), tid, SIGPROF);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static pid_t measured_tid;
+
+static void *measure_under_empty_handler(void *arg) {
+    measured_tid = gettid();
+    return measure(arg);
 }
 
 #define ALTSTACK_SIZE 8192
@@ -114,25 +153,41 @@ static int run_on_small_altstack(void) {
 int main(int argc, char **argv) {
     if (argc < 3)
         return 2;
-    if (strcmp(argv[1], "altstack") == 0) {
-        seconds = atof(argv[2]);
+    seconds = atof(argv[2]);
+    if (strcmp(argv[1], "altstack") == 0)
         return run_on_small_altstack();
-    }
     int measuring = strcmp(argv[1], "measure") == 0;
+    int empty = measuring && argc > 4 && strcmp(argv[4], "empty-handler") == 0;
     if (measuring)
-        seconds = atof(argv[2]);
+        depth = argc > 3 ? atoi(argv[3]) : 0;
     else {
         room = atol(argv[2]);
         seconds = argc > 3 ? atof(argv[3]) : 1;
     }
+    if (empty) {
+        struct sigaction action = {.sa_sigaction = empty_handler,
+                                   .sa_flags = SA_SIGINFO | SA_RESTART};
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGPROF, &action, NULL);
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, measuring ? 1 << 20 : 32 << 10);
-    pthread_t thread;
+    pthread_t thread, signaller;
     size_t used = 0;
-    if (pthread_create(&thread, &attr, measuring ? measure : near_end, &used) != 0)
+    void *(*body)(void *) = empty ? measure_under_empty_handler : measuring ? measure : near_end;
+    if (pthread_create(&thread, &attr, body, &used) != 0)
         return 99;
+    if (empty) {
+        while (!__atomic_load_n(&measured_tid, __ATOMIC_ACQUIRE))
+            ;
+        pthread_create(&signaller, NULL, signal_every_100us, &measured_tid);
+    }
     pthread_join(thread, NULL);
+    if (empty) {
+        measuring_done = 1;
+        pthread_join(signaller, NULL);
+    }
     if (measuring)
         printf("stack used below the interrupted frame: %zu bytes\n", used);
     else

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use framehop::x86_64::UnwinderX86_64;
 use framehop::MustNotAllocateDuringUnwind;
 
-use super::maps::{read_maps, writable_regions, WritableRegion};
+use std::ops::Range;
+
+use super::maps::{read_maps, writable_regions};
 
 /// What the signal handler unwinds with. Built on an ordinary thread, read-only afterwards.
 pub struct UnwindSnapshot {
@@ -15,7 +17,7 @@ pub struct UnwindSnapshot {
     /// generation (and every slot's rule cache) survives a re-read of the map.
     pub unwinder: Arc<UnwinderX86_64<Arc<[u8]>, MustNotAllocateDuringUnwind>>,
     /// Sorted, non-overlapping readable+writable mappings: stacks live in these.
-    pub(super) writable: Vec<WritableRegion>,
+    pub(super) writable: Vec<Range<u64>>,
 }
 
 impl UnwindSnapshot {
@@ -33,17 +35,12 @@ impl UnwindSnapshot {
 impl UnwindSnapshot {
     /// End of the writable mapping that contains `address`. Async-signal-safe.
     pub fn writable_region_end(&self, address: u64) -> Option<u64> {
-        self.writable_region(address).map(|r| r.range.end)
+        self.writable_region(address).map(|r| r.end)
     }
 
-    /// Lowest address a stack holding `address` can grow down to. Async-signal-safe.
-    pub fn stack_floor(&self, address: u64) -> Option<u64> {
-        self.writable_region(address).map(|r| r.floor)
-    }
-
-    fn writable_region(&self, address: u64) -> Option<&WritableRegion> {
-        let after = self.writable.partition_point(|r| r.range.start <= address);
+    fn writable_region(&self, address: u64) -> Option<&Range<u64>> {
+        let after = self.writable.partition_point(|r| r.start <= address);
         let region = self.writable.get(after.checked_sub(1)?)?;
-        (address < region.range.end).then_some(region)
+        (address < region.end).then_some(region)
     }
 }

@@ -22,7 +22,7 @@ pub const EXTENSION: &str = "profile.json.gz";
 /// Names the document, so that another JSON file is refused with a clear message.
 const KIND: &str = "stacksample-profile";
 /// Raised when a field changes meaning; readers refuse versions they do not know.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 pub struct ProfileFile;
 

@@ -115,12 +115,12 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only); {} with too little stack left (leaf only)",
-        c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack, c.stack_too_small
+        "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only); {} without a stack of the library's to unwind on (leaf only)",
+        c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack, c.no_handler_stack
     )?;
     writeln!(
         out,
-        "incomplete:   {} samples whose stack does not reach _start or a thread start",
+        "incomplete:   {} samples whose stack does not reach _start, a thread start or a fiber start",
         profile.incomplete_samples()
     )?;
     match (h.handler_median_nanos, h.handler_p99_nanos) {

@@ -58,10 +58,14 @@ impl Profile {
             .sum()
     }
 
-    /// A stack is complete when its outermost frame is a known root, or when the unwinder
-    /// reached the end of the stack (only CFI that marks the return address undefined does
-    /// that) inside the C library, whose stripped builds hide `clone3` and `start_thread`.
+    /// A stack is complete when it ends where a `makecontext` fiber starts, when its
+    /// outermost frame is a known root, or when the unwinder reached the end of the stack
+    /// (only CFI that marks the return address undefined does that) inside the C library,
+    /// whose stripped builds hide `clone3` and `start_thread`.
     fn reaches_root(&self, stack: &Stack) -> bool {
+        if stack.stop == StopReason::FiberStart {
+            return true;
+        }
         let Some(outermost) = self.stack_frames(stack).next() else {
             return false;
         };

@@ -62,7 +62,7 @@ pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usiz
         "  lost:     {} requests produced no sample, {} samples dropped, {} stacks cut short (see the .txt header)\n",
         c.missed(),
         c.dropped(profile.profiler_samples),
-        c.depth_limit + c.unwind_error + c.unknown_stack + c.stack_too_small
+        c.depth_limit + c.unwind_error + c.unknown_stack + c.no_handler_stack
     );
     out += &overhead(profile);
     if samples == 0 {

@@ -139,7 +139,9 @@ impl ChainedAction {
     fn install(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
         let mut ours = empty_action();
         ours.sa_sigaction = handler;
-        ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // SA_ONSTACK: a thread with an alternate signal stack takes our signals' frames there,
+        // off a fiber's or goroutine's small stack (Go asks it of every handler).
+        ours.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
         // SAFETY: `ours` is a fully initialised action whose handler is an extern "C"
         // SA_SIGINFO function of this library, which is never unloaded while it is installed.
         if unsafe { real_sigaction(sig, &ours, ptr::null_mut()) } != 0 {

@@ -54,7 +54,6 @@ pub extern "C" fn on_termination_signal(
 }
 
 fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
-    let started = monotonic_nanos();
     // SAFETY: POOL is either null or a leaked, never-freed SlotPool.
     let Some(pool) = (unsafe { pool_ptr().as_ref() }) else {
         return;
@@ -67,6 +66,20 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
         pool.count_late_signal();
         return;
     };
+    // The claim made the slot's stack ours: from here on only the slot's memory is used.
+    match data.stack.take() {
+        Some(mut stack) => {
+            stack.run(&mut || fill_slot(data, context));
+            data.stack = Some(stack);
+        }
+        None => leaf_only(data, context),
+    }
+    slot.publish(armed);
+}
+
+/// Unwinds the interrupted stack into the claimed slot; runs on the slot's own stack.
+fn fill_slot(data: &mut SlotData, context: *const libc::c_void) {
+    let started = monotonic_nanos();
     let snapshot = snapshot_ptr();
     // SAFETY: the sampler keeps a replaced snapshot until every slot that was being written
     // when it was replaced has moved on; we hold a claimed slot (claimed before this load,
@@ -74,11 +87,7 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
     match (unsafe { snapshot.as_ref() }, interrupted_registers(context)) {
         (Some(snapshot), Some(regs)) => {
             data.generation = snapshot.generation;
-            if room_to_unwind(snapshot, context) {
-                unwind(snapshot, regs, data);
-            } else {
-                leaf_only(regs, data);
-            }
+            unwind(snapshot, regs, data);
         }
         _ => {
             data.depth = 0;
@@ -86,49 +95,20 @@ fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {
         }
     }
     data.handler_nanos = monotonic_nanos().saturating_sub(started);
-    slot.publish(armed);
 }
 
-/// Stack the unwinding needs below the handler's frame: twice what the gauntlet measures
-/// (docs/reliability.md).
-const UNWIND_STACK_NEED: u64 = 20 * 1024;
-
-/// Whether the stack this handler runs on has room for the unwinding below the handler's
-/// frame: a thread with a small stack that is close to its end gets a leaf-only sample rather
-/// than an overflow.
-fn room_to_unwind(snapshot: &UnwindSnapshot, context: *const libc::c_void) -> bool {
-    let marker = 0u8;
-    let here = std::hint::black_box(&marker) as *const u8 as u64;
-    let floor = alternate_stack_floor(context, here).or_else(|| snapshot.stack_floor(here));
-    // A stack in no known mapping ends the walk at its first frame (unknown stack), before
-    // any deep call.
-    floor.is_none_or(|floor| here.saturating_sub(floor) >= UNWIND_STACK_NEED)
-}
-
-/// Low end of the alternate signal stack, if the handler runs on it. The kernel saves the
-/// thread's alternate stack in the context (its `SS_ONSTACK` flag is not reliable there: 0
-/// was seen for code running on it), which spares a `sigaltstack` call per sample.
-fn alternate_stack_floor(context: *const libc::c_void, here: u64) -> Option<u64> {
-    // SAFETY: for SA_SIGINFO handlers the kernel passes a valid ucontext_t.
-    let saved = unsafe { (context as *const libc::ucontext_t).as_ref() }?.uc_stack;
-    if saved.ss_flags & libc::SS_DISABLE != 0 {
-        return None;
-    }
-    let low = saved.ss_sp as u64;
-    let high = low.checked_add(saved.ss_size as u64)?;
-    (low..high).contains(&here).then_some(low)
-}
-
-/// Records only the interrupted instruction.
-fn leaf_only(start: Registers, data: &mut SlotData) {
-    data.depth = match data.frames.first_mut() {
-        Some(leaf) => {
-            *leaf = start.ip;
+/// Records only the interrupted instruction, for a slot without a stack to unwind on.
+fn leaf_only(data: &mut SlotData, context: *const libc::c_void) {
+    let leaf = interrupted_registers(context).map(|regs| regs.ip);
+    data.depth = match (data.frames.first_mut(), leaf) {
+        (Some(slot), Some(ip)) => {
+            *slot = ip;
             1
         }
-        None => 0,
+        _ => 0,
     };
-    data.stop = StopReason::StackTooSmall;
+    data.stop = StopReason::NoHandlerStack;
+    data.handler_nanos = 0;
 }
 
 fn interrupted_registers(context: *const libc::c_void) -> Option<Registers> {

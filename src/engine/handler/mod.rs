@@ -5,13 +5,18 @@
 //! - `errno` is saved on entry and restored on exit (`entry`);
 //! - every stack read is bounded to the writable mapping that holds the stack pointer
 //!   (`walk`), so a corrupt frame pointer ends the stack instead of faulting;
+//! - the program's stack carries the kernel's signal frame and the handler's entry, nothing
+//!   more: the walk runs on a stack the library owns (`own_stack`);
 //! - signals that are not ours go to the handler the program installed (`actions`).
 //!
 //! The files, in the order a request meets them:
 //! - `request`: the payload of a sample request, encoded by the sampler, decoded here;
 //! - `entry`: the three handlers (sample request, dump signal, termination signal);
 //! - `slots`: the preallocated slots a handler writes one stack into, and their state machine;
-//! - `statics`: the pool, the unwind snapshot and the sampling signal the handler reads;
+//! - `own_stack`: the stack of each slot the walk runs on, so the program's stack carries only
+//!   the kernel's frame and the handler's entry;
+//! - `statics`: the pool, the unwind snapshot, the sampling signal and the fibers' start
+//!   address the handler reads;
 //! - `walk`: the stack walk, also used by the sampler for threads blocked in a system call;
 //! - `actions`: the program's own actions, stored without allocating, and the chained call;
 //! - `interpose`: `sigaction` and the `signal` family as the program calls them (POSIX makes
@@ -37,6 +42,7 @@ mod actions;
 mod control;
 mod entry;
 mod interpose;
+mod own_stack;
 mod request;
 mod slots;
 mod statics;
@@ -49,7 +55,8 @@ pub use entry::{on_dump_signal, on_sample_signal, on_termination_signal};
 pub use request::{discard_pending_requests, request_sample};
 pub use slots::{Progress, SlotPool, UnwindCache, SPARE_SLOTS};
 pub use statics::{
-    current_snapshot, pool, publish_snapshot, sample_signal, set_pool, set_sample_signal,
+    current_snapshot, pool, publish_snapshot, sample_signal, set_fiber_start, set_pool,
+    set_sample_signal,
 };
 pub use termination::{
     dump_and_wait, note_dump_written, set_sampling, TERMINATION_ACTIONS, TERMINATION_SIGNALS,

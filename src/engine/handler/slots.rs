@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use framehop::x86_64::CacheX86_64;
 use framehop::MustNotAllocateDuringUnwind;
 
+use super::own_stack::HandlerStack;
 use crate::sample::StopReason;
 
 /// Slots beyond one per target thread: room for handlers that are stuck (a thread stopped
@@ -48,6 +49,9 @@ pub struct SlotData {
     /// Made by the sampler when it first arms the slot: a process that ends before its first
     /// request does not pay for its memory and page faults.
     pub cache: Option<UnwindCache>,
+    /// The stack the handler unwinds on, mapped with the cache; `None` if the kernel refused
+    /// the memory (the handler then takes the leaf only).
+    pub stack: Option<HandlerStack>,
 }
 
 /// One preallocated sample.
@@ -94,6 +98,7 @@ impl SlotPool {
                     handler_nanos: 0,
                     generation: 0,
                     cache: None,
+                    stack: None,
                 }),
             })
             .collect();
@@ -170,9 +175,12 @@ impl SampleSlot {
             return None;
         }
         // SAFETY: an idle slot's data belongs to the sampler, the only caller of `arm`; the
-        // Release store below hands the cache to the handler that claims the request.
+        // Release store below hands the cache and stack to the handler that claims the request.
         let data = unsafe { &mut *self.data.get() };
         data.cache.get_or_insert_with(UnwindCache::new_in);
+        if data.stack.is_none() {
+            data.stack = HandlerStack::map();
+        }
         let armed = (current & !PHASE_MASK).wrapping_add(1 << 2) | ARMED;
         self.state.store(armed, Ordering::Release);
         Some(armed)

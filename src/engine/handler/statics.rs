@@ -1,8 +1,9 @@
-//! The statics a sample request's handler reads: the slot pool, the unwind snapshot and the
-//! sampling signal. Each is set on an ordinary thread before a handler can need it.
+//! The statics a sample request's handler reads: the slot pool, the unwind snapshot, the
+//! sampling signal and where fibers start. Each is set on an ordinary thread before a handler
+//! can need it.
 
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use super::slots::SlotPool;
 use crate::modules::UnwindSnapshot;
@@ -19,6 +20,21 @@ pub fn sample_signal() -> libc::c_int {
 /// Sets the sampling signal, before its handler is installed.
 pub fn set_sample_signal(signal: libc::c_int) {
     SAMPLE_SIGNAL.store(signal, Ordering::Relaxed);
+}
+
+/// The address every `makecontext` fiber returns to when its function ends (glibc's
+/// `__start_context`, which has no exported symbol); 0 while unknown.
+static FIBER_START: AtomicU64 = AtomicU64::new(0);
+
+/// Records where fibers start, before the handler is installed.
+pub fn set_fiber_start(address: u64) {
+    FIBER_START.store(address, Ordering::Relaxed);
+}
+
+/// Whether `return_address` is where a fiber's stack begins.
+pub(super) fn is_fiber_start(return_address: u64) -> bool {
+    let fiber_start = FIBER_START.load(Ordering::Relaxed);
+    fiber_start != 0 && return_address == fiber_start
 }
 
 /// Preallocated slots, leaked once per process: a late signal may read them at any time.

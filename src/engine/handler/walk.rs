@@ -9,6 +9,7 @@ use framehop::{FrameAddress, Unwinder};
 
 use super::actions::is_sigreturn_trampoline;
 use super::slots::UnwindCache;
+use super::statics::is_fiber_start;
 use crate::modules::{read_memory, UnwindSnapshot};
 use crate::sample::StopReason;
 
@@ -58,6 +59,9 @@ pub(super) fn walk(
             Ok(None) => return (frames.depth, StopReason::Complete),
             Err(_) => return (frames.depth, StopReason::UnwindError),
         };
+        if is_fiber_start(return_address) {
+            return (frames.depth, StopReason::FiberStart);
+        }
         if is_sigreturn_trampoline(return_address) {
             // The frame below is a signal handler of the program: continue in the code it
             // interrupted, from the registers the kernel saved on the stack.

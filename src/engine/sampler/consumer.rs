@@ -339,14 +339,14 @@ impl Consumer {
     pub(super) fn record(&mut self, sample: RawSample) {
         Stats::add(&self.stats.taken, 1);
         let counter = match sample.stop {
-            StopReason::Complete => None,
+            StopReason::Complete | StopReason::FiberStart => None,
             StopReason::DepthLimit => Some(&self.stats.depth_limit),
             StopReason::UnwindError => Some(&self.stats.unwind_error),
             StopReason::UnknownStack => {
                 self.saw_unknown_stack = true;
                 Some(&self.stats.unknown_stack)
             }
-            StopReason::StackTooSmall => Some(&self.stats.stack_too_small),
+            StopReason::NoHandlerStack => Some(&self.stats.no_handler_stack),
         };
         if let Some(counter) = counter {
             Stats::add(counter, 1);
