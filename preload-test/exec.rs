@@ -1,7 +1,10 @@
-//! Exec: the profile is written before the image is replaced, and a sample request left
-//! pending (the thread blocked SIGPROF) is discarded instead of killing the new program.
+//! Exec: the profile is written before the image is replaced, a sample request left
+//! pending (the thread blocked SIGPROF) is discarded instead of killing the new program, and
+//! the new image's profile is written beside the old one, never over it.
 
-use crate::support::{build, run};
+use std::path::Path;
+
+use crate::support::{build, run, Folded};
 
 #[test]
 fn exec_writes_profile_and_leaves_no_pending_request() {
@@ -57,4 +60,70 @@ fn failed_exec_goes_on_into_the_same_profile() {
         "{:?}",
         folded.stacks
     );
+}
+
+/// Samples of `before_exec` and of `after_exec` in `<prefix>.folded`.
+fn image_samples(prefix: &Path) -> (u64, u64) {
+    let mut path = prefix.as_os_str().to_owned();
+    path.push(".folded");
+    let folded = Folded::read(Path::new(&path));
+    (
+        folded.count_with("before_exec"),
+        folded.count_with("after_exec"),
+    )
+}
+
+fn assert_ran_after_exec(run: &crate::support::Run) {
+    assert_eq!(
+        (run.code(), run.stdout().as_str()),
+        (Some(0), "after exec ok\n"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn the_image_after_an_exec_writes_beside_the_profile_of_the_image_before() {
+    let exe = build("exec_chain", &["-O2"]);
+    let run = run(&exe, &["again"], &[("STACKSAMPLE_INTERVAL", "1ms")], true);
+    assert_ran_after_exec(&run);
+    let first = run.profile_file("txt").with_extension("");
+    let second = first.with_extension(format!(
+        "{}.1",
+        first.extension().unwrap().to_string_lossy()
+    ));
+    let (before, after) = image_samples(&first);
+    assert!(before >= 100 && after == 0, "{before} {after}");
+    let (before, after) = image_samples(&second);
+    assert!(after >= 100 && before == 0, "{before} {after}");
+    assert_eq!(run.files("stacksample.").len(), 6, "{:?}", run.files(""));
+}
+
+/// A fixed name (no `%p`): a file older than the process is an earlier run's and is
+/// replaced; the image before the exec wrote during this process's life, so the image
+/// after writes `prof.1`.
+#[test]
+fn a_fixed_name_replaces_an_earlier_runs_profile_but_not_the_image_before_the_exec() {
+    let exe = build("exec_chain", &["-O2"]);
+    let out = tempfile::tempdir().unwrap();
+    let prefix = out.path().join("prof");
+    let leftover = out.path().join("prof.folded");
+    std::fs::write(&leftover, "leftover 1\n").unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&leftover)
+        .unwrap();
+    file.set_modified(an_hour_ago).unwrap();
+    let env = [
+        ("STACKSAMPLE_INTERVAL", "1ms"),
+        ("STACKSAMPLE_OUTPUT", prefix.to_str().unwrap()),
+    ];
+    let run = run(&exe, &["again"], &env, true);
+    assert_ran_after_exec(&run);
+    let (before, after) = image_samples(&prefix);
+    assert!(before >= 100 && after == 0, "{before} {after}");
+    let (before, after) = image_samples(&out.path().join("prof.1"));
+    assert!(after >= 100 && before == 0, "{before} {after}");
+    assert!(!out.path().join("prof.2.folded").exists());
 }

@@ -1,7 +1,9 @@
 /* Burns CPU, then blocks SIGPROF (so a sample request can be left pending), burns a little
  * more, and execs itself as "child" without LD_PRELOAD: a request of the profiler still
  * pending at the exec would kill the child (default action) as soon as it unblocks SIGPROF.
- * Args: none (parent) or "child"; or "fail PATH": work, exec PATH (which fails), work again. */
+ * Args: none (parent) or "child"; or "fail PATH": work, exec PATH (which fails), work again;
+ * or "again": work, then exec itself as "after" with the same environment (the library
+ * loaded again), which works in a function of its own. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +32,25 @@ __attribute__((noinline)) void after_failed_exec(void) {
     __asm__ volatile("" ::: "memory");
 }
 
+__attribute__((noinline)) void after_exec(void) {
+    burn(0.3);
+    __asm__ volatile("" ::: "memory");
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "again") == 0) {
+        before_exec();
+        char *args[] = {argv[0], "after", NULL};
+        fflush(stdout);
+        execv("/proc/self/exe", args);
+        perror("execv");
+        return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "after") == 0) {
+        after_exec();
+        printf("after exec ok\n");
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "fail") == 0) {
         before_exec();
         char *args[] = {argv[2], NULL};

@@ -4,6 +4,7 @@
 
 mod folded;
 mod json;
+pub mod naming;
 mod pprof;
 pub mod profile_file;
 mod speedscope;
@@ -20,21 +21,9 @@ use crate::profile::Profile;
 use crate::settings::Format;
 
 pub use folded::folded_lines;
+pub use naming::{extension, with_extension};
 pub use pprof::PprofProfile;
 pub use writer::Writer;
-
-/// The file name suffix of each format.
-pub fn extension(format: Format) -> &'static str {
-    match format {
-        Format::Txt => "txt",
-        Format::Folded => "folded",
-        Format::Svg => "svg",
-        Format::Pprof => "pb.gz",
-        Format::Json => "json",
-        Format::Speedscope => "speedscope.json",
-        Format::Profile => profile_file::EXTENSION,
-    }
-}
 
 /// The writer of `format`; `top` limits the rows of the text report's table.
 fn writer(format: Format, top: Option<usize>) -> Box<dyn Writer> {
@@ -82,14 +71,6 @@ pub fn render(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     writer(format, top).write(profile, out)
-}
-
-/// `prefix` with `.extension` appended.
-pub fn with_extension(prefix: &Path, extension: &str) -> PathBuf {
-    let mut path = prefix.as_os_str().to_owned();
-    path.push(".");
-    path.push(extension);
-    PathBuf::from(path)
 }
 
 fn write_atomically(

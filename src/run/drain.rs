@@ -5,7 +5,8 @@
 //! names are looked up only when a profile is written, once per distinct address.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::engine::handler::{note_dump_written, SlotPool};
 use crate::engine::{current_scheduling, schedule_normal, Delivery, SampleSink};
 use crate::modules::ModuleMap;
 use crate::output;
+use crate::output::naming::{self, Ownership};
 use crate::profile::{Header, Profile, ThreadSummary};
 use crate::settings::{Format, Settings};
 use crate::stats::{Counters, Stats};
@@ -54,6 +56,8 @@ pub struct DumpContext {
     pub started_nanos: u64,
     pub stats: Arc<Stats>,
     pub pool: &'static SlotPool,
+    /// Where this image writes, chosen at its first dump (`output::naming`).
+    written_prefix: Arc<OnceLock<PathBuf>>,
 }
 
 impl DumpContext {
@@ -66,7 +70,21 @@ impl DumpContext {
             started_nanos: monotonic_nanos(),
             stats,
             pool,
+            written_prefix: Arc::default(),
         }
+    }
+
+    /// The prefix this process image writes under: the settings' prefix unless another
+    /// image's profile is there already.
+    fn written_prefix(&self) -> &Path {
+        self.written_prefix.get_or_init(|| {
+            let settings = &self.settings;
+            let ownership = Ownership {
+                per_process: settings.output_prefix != settings.output_template,
+                process_started: threads::process_started(),
+            };
+            naming::image_prefix(&settings.output_prefix, &settings.formats, &ownership)
+        })
     }
 }
 
@@ -228,8 +246,8 @@ impl Drain {
     /// Writes every format, then tells whoever waits for a profile (a terminating signal).
     fn dump(&mut self) -> Result<(), Error> {
         let profile = self.profile();
-        let settings = &self.context.settings;
-        let result = output::write_all(&settings.output_prefix, &settings.formats, &profile);
+        let prefix = self.context.written_prefix();
+        let result = output::write_all(prefix, &self.context.settings.formats, &profile);
         note_dump_written();
         result
     }

@@ -10,7 +10,7 @@ mod selector;
 pub use fork::{install_fork_handlers, set_fork_child_hook, with_fork_guard};
 pub use own::{forget_own_threads, is_own_thread, register_own_thread, unregister_own_thread};
 pub use proc::{
-    command_line, cpu_time, current_tid, exists, name, priority, run_queue_wait,
+    command_line, cpu_time, current_tid, exists, name, priority, process_started, run_queue_wait,
     voluntary_switches, SyscallFile, SyscallState,
 };
 pub use selector::Selector;

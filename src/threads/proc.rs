@@ -1,7 +1,9 @@
 //! What the kernel tells about the threads of this process: ids, existence, names, CPU
-//! time, scheduling, and whether a thread is blocked in a system call.
+//! time, scheduling, whether a thread is blocked in a system call, and when the process
+//! started.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use crate::base::clock::timespec_nanos;
 use crate::base::file::{self, CheckedFile};
@@ -139,4 +141,31 @@ pub fn command_line() -> String {
         }
     }
     line
+}
+
+/// When this process started (an `exec` keeps it), from `/proc/self/stat`, to within the
+/// kernel's 10 ms tick.
+pub fn process_started() -> Option<SystemTime> {
+    let stat = file::read_to_string("/proc/self/stat").ok()?;
+    // Field 22, counted after the command name, which may hold spaces and parentheses.
+    let ticks: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hertz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    let mut since_boot = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `since_boot` is a valid out-pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut since_boot) } != 0 {
+        return None;
+    }
+    let started_since_boot = Duration::from_millis(ticks.checked_mul(1000)? / hertz.max(1));
+    let age = Duration::from_nanos(timespec_nanos(&since_boot)).checked_sub(started_since_boot)?;
+    SystemTime::now().checked_sub(age)
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use stacksample::output::{self, profile_file};
+use stacksample::output::{self, naming, profile_file};
 use stacksample::settings::{self, Format, Settings};
 
 use crate::failure::Failure;
@@ -62,7 +62,18 @@ pub fn run(args: DumpArgs) -> Result<(), Failure> {
         ))
         .hint("its profile is written when it exits (or with STACKSAMPLE_FLUSH periodically)"));
     };
-    let watched: Vec<PathBuf> = candidates.iter().map(watched_file).collect();
+    // The file whose replacement says the dump is complete: the last format written (the
+    // profile file when asked for). After an exec, or when its pid was used before, the
+    // process writes beside the earlier profile under a numbered prefix.
+    let format = settings.formats.last().copied().unwrap_or(Format::Txt);
+    let prefixes: Vec<PathBuf> = candidates
+        .iter()
+        .flat_map(|settings| naming::image_prefixes(&settings.output_prefix, format))
+        .collect();
+    let watched: Vec<PathBuf> = prefixes
+        .iter()
+        .map(|prefix| output::with_extension(prefix, output::extension(format)))
+        .collect();
     let before: Vec<_> = watched.iter().map(|path| identity(path)).collect();
     // SAFETY: kill(2) with a pid and signal number; no memory is shared.
     if unsafe { libc::kill(args.pid, signal) } != 0 {
@@ -74,7 +85,7 @@ pub fn run(args: DumpArgs) -> Result<(), Failure> {
     }
     let written = wait_for_new(&watched, &before, timeout, args.pid)?;
     if !args.quiet {
-        print_summary(&candidates[written].output_prefix, args.top);
+        print_summary(&prefixes[written], args.top);
     }
     Ok(())
 }
@@ -145,13 +156,6 @@ fn process_settings(pid: i32, output: Option<&str>) -> Result<Vec<Settings>, Fai
         .iter()
         .map(|dir| Settings::from_vars(vars.clone(), pid, dir).map_err(Failure::from))
         .collect()
-}
-
-/// The file whose replacement says the dump is complete: the profile file, written last
-/// when asked for, else the last format written.
-fn watched_file(settings: &Settings) -> PathBuf {
-    let format = settings.formats.last().copied().unwrap_or(Format::Txt);
-    output::with_extension(&settings.output_prefix, output::extension(format))
 }
 
 /// Device, inode and modification time: a rewrite renames a new file into place.

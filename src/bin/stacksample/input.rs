@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use stacksample::output::{self, profile_file};
+use stacksample::output::{self, naming, profile_file};
 use stacksample::profile::{Frame, Function, Header, Location, Profile, Stack, SymbolizeCost};
 use stacksample::settings::{Format, Mode, Settings, DEFAULT_MAX_DEPTH};
 use stacksample::{Counters, StopReason};
@@ -17,11 +17,12 @@ use crate::failure::Failure;
 const FILE_CLOCK_LAG: Duration = Duration::from_millis(50);
 
 /// The output prefixes of a run that have a profile file written since `started`: the
-/// process itself first, then its children (by pid), per the output template rules.
+/// process itself first, then the images after its execs and its children (by pid, then
+/// number), per the output template and naming rules.
 pub fn written_since(settings: &Settings, started: SystemTime) -> Vec<PathBuf> {
     let since = started.checked_sub(FILE_CLOCK_LAG).unwrap_or(started);
-    let mut prefixes = vec![settings.output_prefix.clone()];
-    prefixes.extend(children(&settings.output_template, &settings.output_prefix));
+    let mut prefixes = naming::image_prefixes(&settings.output_prefix, Format::Profile);
+    prefixes.extend(children(&settings.output_template, &prefixes));
     prefixes.retain(|prefix| {
         let file = output::with_extension(prefix, profile_file::EXTENSION);
         modified(&file).is_some_and(|time| time >= since)
@@ -29,33 +30,48 @@ pub fn written_since(settings: &Settings, started: SystemTime) -> Vec<PathBuf> {
     prefixes
 }
 
-/// Prefixes that forked children used: `%p` replaced by a pid, or `.<pid>` appended.
-fn children(template: &Path, main: &Path) -> Vec<PathBuf> {
+/// Prefixes that forked children used (`%p` replaced by a pid, or `.<pid>` appended), each
+/// possibly numbered (`.<n>` appended) by `output::naming`; none of `main`.
+fn children(template: &Path, main: &[PathBuf]) -> Vec<PathBuf> {
     let template = template.to_string_lossy();
     let (before, after) = match template.split_once("%p") {
         Some((before, after)) => (before.to_owned(), after.to_owned()),
         None => (format!("{template}."), String::new()),
     };
-    let suffix = format!("{after}.{}", profile_file::EXTENSION);
+    let suffix = format!(".{}", profile_file::EXTENSION);
+    // `<before>*<after>*<suffix>`, one star where `after` is empty (`**` means directories).
+    let middle = match after.as_str() {
+        "" => "*".to_owned(),
+        after => format!("*{}*", glob::Pattern::escape(after)),
+    };
     let pattern = format!(
-        "{}*{}",
+        "{}{middle}{}",
         glob::Pattern::escape(&before),
         glob::Pattern::escape(&suffix)
     );
-    let mut found: Vec<(u64, PathBuf)> = glob::glob(&pattern)
+    let mut found: Vec<((u64, u64), PathBuf)> = glob::glob(&pattern)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|path| {
             let name = path.to_string_lossy();
-            let pid = name.strip_prefix(&before)?.strip_suffix(&suffix)?;
-            let pid: u64 = pid.parse().ok()?;
-            let prefix = PathBuf::from(format!("{before}{pid}{after}"));
-            (prefix != main).then_some((pid, prefix))
+            let rest = name.strip_prefix(&before)?.strip_suffix(&suffix)?;
+            let order = pid_and_number(rest, &after)?;
+            let prefix = PathBuf::from(format!("{before}{rest}"));
+            (!main.contains(&prefix)).then_some((order, prefix))
         })
         .collect();
     found.sort();
     found.into_iter().map(|(_, prefix)| prefix).collect()
+}
+
+/// `<pid><after>` or `<pid><after>.<n>` as (pid, n), n = 0 when absent.
+fn pid_and_number(rest: &str, after: &str) -> Option<(u64, u64)> {
+    let numbered = rest.rsplit_once('.').and_then(|(head, number)| {
+        let pid = head.strip_suffix(after)?.parse().ok()?;
+        Some((pid, number.parse().ok()?))
+    });
+    numbered.or_else(|| Some((rest.strip_suffix(after)?.parse().ok()?, 0)))
 }
 
 pub fn modified(path: &Path) -> Option<SystemTime> {
@@ -231,10 +247,13 @@ mod tests {
             "run.9.x.profile.json.gz",
             "run.abc.x.profile.json.gz",
             "run.13.x.txt",
+            "run.12.x.1.profile.json.gz",
+            "run.10.x.1.profile.json.gz",
         ]);
         let template = dir.path().join("run.%p.x");
-        let found = children(&template, &dir.path().join("run.10.x"));
-        let expected: Vec<PathBuf> = ["run.9.x", "run.12.x"]
+        let main = naming::image_prefixes(&dir.path().join("run.10.x"), Format::Profile);
+        let found = children(&template, &main);
+        let expected: Vec<PathBuf> = ["run.9.x", "run.12.x", "run.12.x.1"]
             .iter()
             .map(|n| dir.path().join(n))
             .collect();
@@ -247,10 +266,19 @@ mod tests {
             "prof.profile.json.gz",
             "prof.77.profile.json.gz",
             "prof.old.profile.json.gz",
+            "prof.1.profile.json.gz",
+            "prof.77.2.profile.json.gz",
         ]);
         let template = dir.path().join("prof");
-        let found = children(&template, &template);
-        assert_eq!(found, vec![dir.path().join("prof.77")]);
+        let found = children(
+            &template,
+            &naming::image_prefixes(&template, Format::Profile),
+        );
+        let expected: Vec<PathBuf> = ["prof.77", "prof.77.2"]
+            .iter()
+            .map(|n| dir.path().join(n))
+            .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]
