@@ -19,9 +19,10 @@
 //!  sampler thread                 target thread (signal context)         drain thread
 //!  ──────────────                 ──────────────────────────────         ────────────
 //!  first tick: modules (dl_iterate_phdr -> framehop unwinder snapshot; again on dlopen)
-//!  arm slot (seq) ──SIGPROF──────> engine::handler: claim slot, unwind
-//!                                  with framehop into preallocated
-//!                                  frames, publish (wakes nobody)
+//!  arm slot (seq) ──SIGPROF──────> engine::handler: claim slot, switch
+//!                                  to the slot's own stack, unwind with
+//!                                  framehop into preallocated frames,
+//!                                  switch back, publish (wakes nobody)
 //!  next tick: collect DONE slot <─┘
 //!  copy into a sample::RawSample
 //!  batch ──sink (crossbeam)─────────────────────────────────────────────> aggregate by
@@ -92,8 +93,9 @@
 //! ## Guarantees
 //!
 //! The handler allocates nothing, takes no lock, cannot panic, saves `errno`, reads stack
-//! memory only inside the mapping that holds the stack pointer, and passes signals that are
-//! not ours to the program's handler. Samples that are lost or cut short are counted and
+//! memory only inside the mapping that holds the stack pointer, writes nothing on the
+//! program's stack beyond its entry (the walk runs on a stack of the library's own), and
+//! passes signals that are not ours to the program's handler. Samples that are lost or cut short are counted and
 //! reported in the `.txt` header; stacks cut at the depth limit carry a `[truncated]` root
 //! frame in the folded output.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]

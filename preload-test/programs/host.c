@@ -24,6 +24,10 @@
  *   host fork-listing N    one thread lists the loaded objects (dl_iterate_phdr, slowly)
  *                          over and over while the main thread forks N children that compute
  *                          for 20 ms and _exit; prints whether every child ended within 1 s
+ * Termination:
+ *   host malloc-term MS    the main thread allocates and frees blocks too large for malloc's
+ *                          per-thread cache (so each call takes the arena's lock) until
+ *                          another thread sends it SIGTERM after MS ms
  * Each mode prints what it did; the exit status is 0 unless something failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -285,7 +290,32 @@ static int mode_fork_listing(int children) {
     return 0;
 }
 
+static pid_t main_tid;
+
+static void *terminate_main_later(void *ms) {
+    struct timespec pause = {.tv_sec = (long)ms / 1000, .tv_nsec = (long)ms % 1000 * 1000000};
+    nanosleep(&pause, NULL);
+    syscall(SYS_tgkill, getpid(), main_tid, SIGTERM);
+    return NULL;
+}
+
+static int mode_malloc_term(long ms) {
+    main_tid = gettid();
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, terminate_main_later, (void *)ms) != 0)
+        return 1;
+    for (unsigned long i = 0;; i++) {
+        volatile char *block = malloc(4096 + (i * 7919) % 60000);
+        if (!block)
+            return 1;
+        block[0] = 1;
+        free((void *)block);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "malloc-term") == 0)
+        return mode_malloc_term(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "write") == 0)
         return mode_write(argv[2]);
     if (argc >= 4 && strcmp(argv[1], "two") == 0)
@@ -309,6 +339,7 @@ int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "fork-listing") == 0)
         return mode_fork_listing(atoi(argv[2]));
     fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
-                    " | siginterrupt | sigset | sigerr | sigwait | fork-listing N\n");
+                    " | siginterrupt | sigset | sigerr | sigwait | fork-listing N"
+                    " | malloc-term MS\n");
     return 2;
 }

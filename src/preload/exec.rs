@@ -65,7 +65,9 @@ fn missing_function() -> c_int {
 /// As for `_exit(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
-    handler::dump_and_wait();
+    if handler::dump_and_wait() == handler::DumpWait::Abandoned {
+        handler::say_no_profile(b"_exit");
+    }
     // SAFETY: exit_group ends the process; it does not return.
     unsafe { libc::syscall(libc::SYS_exit_group, status) };
     unreachable_exit()

@@ -17,7 +17,7 @@ use crate::base::clock::monotonic_nanos;
 use crate::base::error::Error;
 use crate::base::heap;
 use crate::base::thread::{pid, spawn};
-use crate::engine::handler::{note_dump_written, SlotPool};
+use crate::engine::handler::{note_dump_written, set_dump_writer, SlotPool};
 use crate::engine::{current_scheduling, schedule_normal, Delivery, SampleSink};
 use crate::modules::ModuleMap;
 use crate::output;
@@ -56,6 +56,9 @@ pub struct DumpContext {
     pub started_nanos: u64,
     pub stats: Arc<Stats>,
     pub pool: &'static SlotPool,
+    /// The drain writes the profile a termination signal or `_exit` waits for, which watch
+    /// its progress (`handler::dump_and_wait`).
+    pub answers_dumps: bool,
     /// Where this image writes, chosen at its first dump (`output::naming`).
     written_prefix: Arc<OnceLock<PathBuf>>,
 }
@@ -70,6 +73,7 @@ impl DumpContext {
             started_nanos: monotonic_nanos(),
             stats,
             pool,
+            answers_dumps: false,
             written_prefix: Arc::default(),
         }
     }
@@ -103,6 +107,9 @@ pub fn spawn_drain(
     let (registered, registration) = crossbeam_channel::bounded(1);
     let thread = spawn(name, move || {
         threads::register_own_thread();
+        if context.answers_dumps {
+            set_dump_writer(threads::current_tid());
+        }
         let _ = registered.send(());
         schedule_normal(priority, None);
         // The symbolizer is not Send, so the drain is made on its own thread.

@@ -55,7 +55,8 @@ impl Session {
             settings.dump_signal,
         )?;
         let stats = Arc::new(Stats::default());
-        let context = DumpContext::new(settings.clone(), stats.clone(), pool);
+        let mut context = DumpContext::new(settings.clone(), stats.clone(), pool);
+        context.answers_dumps = true;
         let drain = LazyDrain::new(context, from_sampler);
         let mut session = Session {
             pid,

@@ -6,7 +6,7 @@ use super::control::{Control, CONTROL};
 use super::request::decode_request;
 use super::slots::SlotData;
 use super::statics::{pool_ptr, snapshot_ptr};
-use super::termination::{dump_and_wait, end_with_default_action};
+use super::termination::{dump_and_wait, end_with_default_action, say_no_profile, DumpWait};
 use super::walk::{walk, Reader, Registers};
 use crate::base::clock::monotonic_nanos;
 use crate::modules::UnwindSnapshot;
@@ -48,9 +48,21 @@ pub extern "C" fn on_termination_signal(
     _context: *mut libc::c_void,
 ) {
     let errno = SavedErrno::save();
-    dump_and_wait();
+    if dump_and_wait() == DumpWait::Abandoned {
+        say_no_profile(signal_name(sig));
+    }
     end_with_default_action(sig);
     errno.restore();
+}
+
+fn signal_name(sig: libc::c_int) -> &'static [u8] {
+    match sig {
+        libc::SIGINT => b"SIGINT",
+        libc::SIGTERM => b"SIGTERM",
+        libc::SIGHUP => b"SIGHUP",
+        libc::SIGQUIT => b"SIGQUIT",
+        _ => b"a termination signal",
+    }
 }
 
 fn take_sample(slot_index: usize, armed: u32, context: *mut libc::c_void) {

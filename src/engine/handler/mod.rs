@@ -26,10 +26,11 @@
 //!   program.
 //!
 //! What this folder calls outside itself: `base::clock` (`clock_gettime`), `base::futex`
-//! (`futex` wait and wake), `base::thread::pid` (`getpid`), `modules::read_memory`
+//! (`futex` wait and wake), `base::thread::pid` (`getpid`), `threads::cpu_time`
+//! (`clock_gettime` of another thread's CPU clock), `modules::read_memory`
 //! (`process_vm_readv`) and `modules::UnwindSnapshot` (read-only lookups), framehop's
 //! `unwind_frame` with a `MustNotAllocateDuringUnwind` cache, and the system calls
-//! `rt_sigaction` (through glibc's `__sigaction`), `rt_tgsigqueueinfo`, `tgkill`,
+//! `rt_sigaction` (through glibc's `__sigaction`), `rt_tgsigqueueinfo`, `tgkill`, `write`,
 //! `sigprocmask` and `sigtimedwait`.
 #![deny(
     clippy::unwrap_used,
@@ -59,6 +60,7 @@ pub use statics::{
     set_sample_signal,
 };
 pub use termination::{
-    dump_and_wait, note_dump_written, set_sampling, TERMINATION_ACTIONS, TERMINATION_SIGNALS,
+    dump_and_wait, note_dump_written, say_no_profile, set_dump_writer, set_sampling, DumpWait,
+    TERMINATION_ACTIONS, TERMINATION_SIGNALS,
 };
 pub use walk::{unwind_blocked, Registers};
