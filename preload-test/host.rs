@@ -196,3 +196,10 @@ fn sigterm_while_the_interrupted_code_holds_mallocs_lock_ends_the_program_prompt
         }
     }
 }
+
+/// A dump signal the program ignores interrupts nothing, as without the library.
+#[test]
+fn an_ignored_dump_signal_interrupts_no_system_call() {
+    let (_, profiled) = plain_and_profiled(&["ignore-usr2"], &[EVERY_MS], &[]);
+    assert_eq!(profiled.stdout(), "poll interrupted: 0 times\n");
+}

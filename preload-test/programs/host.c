@@ -24,6 +24,9 @@
  *   host fork-listing N    one thread lists the loaded objects (dl_iterate_phdr, slowly)
  *                          over and over while the main thread forks N children that compute
  *                          for 20 ms and _exit; prints whether every child ended within 1 s
+ *   host ignore-usr2       ignores SIGUSR2 with signal(), then polls a pipe for 300 ms while
+ *                          another thread sends it SIGUSR2 every 5 ms; prints how often poll
+ *                          was interrupted (an ignored signal interrupts nothing)
  * Termination:
  *   host malloc-term MS    the main thread allocates and frees blocks too large for malloc's
  *                          per-thread cache (so each call takes the arena's lock) until
@@ -32,6 +35,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <link.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -291,6 +295,40 @@ static int mode_fork_listing(int children) {
 }
 
 static pid_t main_tid;
+static volatile int sending;
+
+static void *send_usr2_every_5ms(void *arg) {
+    (void)arg;
+    struct timespec pause = {.tv_nsec = 5000000};
+    while (sending) {
+        syscall(SYS_tgkill, getpid(), main_tid, SIGUSR2);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static int mode_ignore_usr2(void) {
+    main_tid = gettid();
+    signal(SIGUSR2, SIG_IGN);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 1;
+    sending = 1;
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, send_usr2_every_5ms, NULL) != 0)
+        return 1;
+    int interrupted = 0;
+    double end = seconds_now() + 0.3;
+    while (seconds_now() < end) {
+        struct pollfd fd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&fd, 1, 50) < 0 && errno == EINTR)
+            interrupted++;
+    }
+    sending = 0;
+    pthread_join(thread, NULL);
+    printf("poll interrupted: %d times\n", interrupted);
+    return 0;
+}
 
 static void *terminate_main_later(void *ms) {
     struct timespec pause = {.tv_sec = (long)ms / 1000, .tv_nsec = (long)ms % 1000 * 1000000};
@@ -314,6 +352,8 @@ static int mode_malloc_term(long ms) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "ignore-usr2") == 0)
+        return mode_ignore_usr2();
     if (argc >= 3 && strcmp(argv[1], "malloc-term") == 0)
         return mode_malloc_term(atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "write") == 0)
@@ -340,6 +380,6 @@ int main(int argc, char **argv) {
         return mode_fork_listing(atoi(argv[2]));
     fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
                     " | siginterrupt | sigset | sigerr | sigwait | fork-listing N"
-                    " | malloc-term MS\n");
+                    " | ignore-usr2 | malloc-term MS\n");
     return 2;
 }

@@ -4,10 +4,10 @@
  * deep below its frame the stack was written (by the signal frames and handlers that
  * interrupted it), with "empty-handler" under an empty SIGPROF handler of its own that
  * another thread signals every 100 us; or, with "altstack", a signal handler that runs for
- * a while on an 8 KB alternate stack carved from a heap block whose lower part is painted,
+ * a while on an alternate stack (8 KB unless given) carved from a heap block whose lower part is painted,
  * and prints whether that paint survived.
  * Args: "near-end" room_bytes seconds | "measure" seconds depth ["empty-handler"] |
- * "altstack" seconds. */
+ * "altstack" seconds [bytes]. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -119,7 +119,6 @@ static void *measure_under_empty_handler(void *arg) {
     return measure(arg);
 }
 
-#define ALTSTACK_SIZE 8192
 #define BELOW_ALTSTACK 32768
 
 __attribute__((noinline)) static void spin_on_small_altstack(int signal) {
@@ -132,12 +131,12 @@ __attribute__((noinline)) static void spin_on_small_altstack(int signal) {
 
 /* The alternate stack lies inside one heap mapping, so only the stack the kernel saved for
  * the handler tells where it ends; whatever is written past that end lands in the paint. */
-static int run_on_small_altstack(void) {
-    uint8_t *block = malloc(BELOW_ALTSTACK + ALTSTACK_SIZE);
+static int run_on_small_altstack(size_t size) {
+    uint8_t *block = malloc(BELOW_ALTSTACK + size);
     if (!block)
         return 99;
     memset(block, PAINT, BELOW_ALTSTACK);
-    stack_t alternate = {.ss_sp = block + BELOW_ALTSTACK, .ss_size = ALTSTACK_SIZE};
+    stack_t alternate = {.ss_sp = block + BELOW_ALTSTACK, .ss_size = size};
     struct sigaction action = {.sa_handler = spin_on_small_altstack, .sa_flags = SA_ONSTACK};
     sigemptyset(&action.sa_mask);
     if (sigaltstack(&alternate, NULL) != 0 || sigaction(SIGUSR1, &action, NULL) != 0)
@@ -155,7 +154,7 @@ int main(int argc, char **argv) {
         return 2;
     seconds = atof(argv[2]);
     if (strcmp(argv[1], "altstack") == 0)
-        return run_on_small_altstack();
+        return run_on_small_altstack(argc > 3 ? (size_t)atol(argv[3]) : 8192);
     int measuring = strcmp(argv[1], "measure") == 0;
     int empty = measuring && argc > 4 && strcmp(argv[4], "empty-handler") == 0;
     if (measuring)

@@ -60,7 +60,7 @@ pub fn install(
     PROGRAM_SAMPLE_ACTION
         .take_over(sample_signal_number, on_sample_signal as *const () as usize)?;
     if let Some(sig) = dump_signal {
-        PROGRAM_DUMP_ACTION.take_over(sig, on_dump_signal as *const () as usize)?;
+        PROGRAM_DUMP_ACTION.take_over_unless_ignored(sig, on_dump_signal as *const () as usize)?;
     }
     for (sig, chained) in TERMINATION_SIGNALS.iter().zip(&TERMINATION_ACTIONS) {
         chained.take_over_default(*sig, on_termination_signal as *const () as usize)?;

@@ -171,6 +171,20 @@ impl ChainedAction {
         unsafe { real_sigaction(sig, action, ptr::null_mut()) }
     }
 
+    /// As `take_over`, unless the program ignores `sig` (it may have inherited SIG_IGN): a
+    /// handler of ours would make the signal interrupt its system calls.
+    pub fn take_over_unless_ignored(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
+        let mut current = empty_action();
+        // SAFETY: querying with a null new action only writes `current`.
+        if unsafe { real_sigaction(sig, ptr::null(), &mut current) } != 0 {
+            return Err(Error::last_os("read the current signal action"));
+        }
+        if current.sa_sigaction == libc::SIG_IGN {
+            return Ok(());
+        }
+        self.take_over(sig, handler)
+    }
+
     /// Installs `handler` for `sig`, keeping the current action to chain to.
     pub fn take_over(&self, sig: libc::c_int, handler: usize) -> Result<(), Error> {
         let mut previous = empty_action();

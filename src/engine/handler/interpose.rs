@@ -5,7 +5,8 @@
 //! For the signals we installed handlers for (SIGPROF, the dump signal, termination signals
 //! the program leaves at their default), a program that sets its own handler must not
 //! replace ours, and must still receive its own signals: its action is recorded as the one
-//! to chain to, and it reads back what it set. An action installed behind `sigaction`'s back
+//! to chain to, and it reads back what it set. A program that ignores the dump signal gets
+//! it ignored for real. An action installed behind `sigaction`'s back
 //! (`sigset`, a raw system call) is found and taken as the program's. Every other signal goes
 //! to glibc's own functions, with glibc's semantics. A thread that blocks the sampling signal
 //! and waits for it synchronously never receives one of our requests: the waits pass over
@@ -84,6 +85,18 @@ pub unsafe extern "C" fn sigaction(
         return unsafe { real_sigaction(sig, act, old) };
     };
     chained.ensure_installed();
+    // SAFETY: the caller passed a valid action or null.
+    let ignored = unsafe { act.as_ref() }.filter(|a| a.sa_sigaction == libc::SIG_IGN);
+    if let Some(ignored) = ignored.filter(|_| std::ptr::eq(chained, &PROGRAM_DUMP_ACTION)) {
+        // An ignored signal interrupts nothing; a handler of ours would (`poll` gets EINTR).
+        // The program's wish wins: the dump signal is off from then on.
+        if !old.is_null() {
+            let current = chained.load().unwrap_or_else(empty_action);
+            // SAFETY: the caller passed a valid out-pointer.
+            unsafe { old.write(current) };
+        }
+        return chained.step_aside(sig, ignored);
+    }
     if !old.is_null() {
         let current = chained.load().unwrap_or_else(empty_action);
         // SAFETY: the caller passed a valid out-pointer.
