@@ -203,3 +203,29 @@ fn an_ignored_dump_signal_interrupts_no_system_call() {
     let (_, profiled) = plain_and_profiled(&["ignore-usr2"], &[EVERY_MS], &[]);
     assert_eq!(profiled.stdout(), "poll interrupted: 0 times\n");
 }
+
+/// A CPU limit set with `ITIMER_PROF`, SIGPROF at its default action: the program ends by
+/// SIGPROF when it is reached, as without the library (it used to run on), with its profile.
+#[test]
+fn a_cpu_limit_set_with_itimer_prof_ends_the_program_as_without_the_library() {
+    let exe = build("host", &["-O2"]);
+    let [(plain, plain_took), (profiled, profiled_took)] = [false, true].map(|preload| {
+        let started = std::time::Instant::now();
+        let run = run(&exe, &["cpu-limit", "300"], &[EVERY_MS], preload);
+        (run, started.elapsed().as_secs_f64())
+    });
+    for run in [&plain, &profiled] {
+        assert_eq!(
+            run.output.status.signal(),
+            Some(libc::SIGPROF),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(run.stdout(), "CPU limit: 300 ms\n");
+    }
+    assert!(
+        (profiled_took - plain_took).abs() < 0.1,
+        "plain {plain_took:.3} s, profiled {profiled_took:.3} s"
+    );
+    assert!(profiled.report().samples() > 0, "{}", profiled.stderr());
+}

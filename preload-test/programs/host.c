@@ -31,6 +31,9 @@
  *   host malloc-term MS    the main thread allocates and frees blocks too large for malloc's
  *                          per-thread cache (so each call takes the arena's lock) until
  *                          another thread sends it SIGTERM after MS ms
+ *   host cpu-limit MS      sets an ITIMER_PROF timer of MS ms of CPU with SIGPROF at its
+ *                          default action, as a CPU limit, and computes; the timer ends it
+ *                          (exits 3 if it still runs after 3 s)
  * Each mode prints what it did; the exit status is 0 unless something failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -351,7 +354,20 @@ static int mode_malloc_term(long ms) {
     }
 }
 
+static int mode_cpu_limit(long ms) {
+    struct itimerval limit = {.it_value = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000}};
+    if (setitimer(ITIMER_PROF, &limit, NULL) != 0)
+        return 1;
+    printf("CPU limit: %ld ms\n", ms);
+    fflush(stdout);
+    busy(3000);
+    printf("still running\n");
+    return 3;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "cpu-limit") == 0)
+        return mode_cpu_limit(atol(argv[2]));
     if (argc >= 2 && strcmp(argv[1], "ignore-usr2") == 0)
         return mode_ignore_usr2();
     if (argc >= 3 && strcmp(argv[1], "malloc-term") == 0)
@@ -380,6 +396,6 @@ int main(int argc, char **argv) {
         return mode_fork_listing(atoi(argv[2]));
     fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
                     " | siginterrupt | sigset | sigerr | sigwait | fork-listing N"
-                    " | ignore-usr2 | malloc-term MS\n");
+                    " | ignore-usr2 | malloc-term MS | cpu-limit MS\n");
     return 2;
 }

@@ -1,4 +1,5 @@
-//! The three signal handlers: a sample request, the dump signal, a termination signal.
+//! The three signal handlers: a sample request (or the program's own sampling signal), the
+//! dump signal, a termination signal.
 //! Each saves `errno` first and puts it back last.
 
 use super::actions::{chain, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
@@ -21,9 +22,26 @@ pub extern "C" fn on_sample_signal(
     let errno = SavedErrno::save();
     match decode_request(info) {
         Some((slot_index, armed)) => take_sample(slot_index, armed, context),
-        None => chain(&PROGRAM_SAMPLE_ACTION, sig, info, context),
+        None => on_foreign_sample_signal(sig, info, context),
     }
     errno.restore();
+}
+
+/// The program's own sampling signal (an `ITIMER_PROF` CPU limit, a `kill`) goes to its
+/// handler; left at the default action it ends the program, as it would without us.
+fn on_foreign_sample_signal(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    let default = PROGRAM_SAMPLE_ACTION
+        .load()
+        .is_none_or(|action| action.sa_sigaction == libc::SIG_DFL);
+    if default {
+        end_as_signalled(sig);
+    } else {
+        chain(&PROGRAM_SAMPLE_ACTION, sig, info, context);
+    }
 }
 
 /// `SA_SIGINFO` handler for the dump signal: wakes the sampler, which asks the drain for a
@@ -48,11 +66,16 @@ pub extern "C" fn on_termination_signal(
     _context: *mut libc::c_void,
 ) {
     let errno = SavedErrno::save();
+    end_as_signalled(sig);
+    errno.restore();
+}
+
+/// Writes the profile (or says it could not in time), then lets `sig` end the program.
+fn end_as_signalled(sig: libc::c_int) {
     if dump_and_wait() == DumpWait::Abandoned {
         say_no_profile(signal_name(sig));
     }
     end_with_default_action(sig);
-    errno.restore();
 }
 
 fn signal_name(sig: libc::c_int) -> &'static [u8] {
@@ -61,7 +84,8 @@ fn signal_name(sig: libc::c_int) -> &'static [u8] {
         libc::SIGTERM => b"SIGTERM",
         libc::SIGHUP => b"SIGHUP",
         libc::SIGQUIT => b"SIGQUIT",
-        _ => b"a termination signal",
+        libc::SIGPROF => b"SIGPROF",
+        _ => b"a signal at its default action",
     }
 }
 
