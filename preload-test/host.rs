@@ -208,12 +208,8 @@ fn an_ignored_dump_signal_interrupts_no_system_call() {
 /// SIGPROF when it is reached, as without the library (it used to run on), with its profile.
 #[test]
 fn a_cpu_limit_set_with_itimer_prof_ends_the_program_as_without_the_library() {
-    let exe = build("host", &["-O2"]);
-    let [(plain, plain_took), (profiled, profiled_took)] = [false, true].map(|preload| {
-        let started = std::time::Instant::now();
-        let run = run(&exe, &["cpu-limit", "300"], &[EVERY_MS], preload);
-        (run, started.elapsed().as_secs_f64())
-    });
+    let [(plain, plain_took), (profiled, profiled_took)] =
+        timed_plain_and_profiled(&["cpu-limit", "300"], &[EVERY_MS]);
     for run in [&plain, &profiled] {
         assert_eq!(
             run.output.status.signal(),
@@ -228,4 +224,41 @@ fn a_cpu_limit_set_with_itimer_prof_ends_the_program_as_without_the_library() {
         "plain {plain_took:.3} s, profiled {profiled_took:.3} s"
     );
     assert!(profiled.report().samples() > 0, "{}", profiled.stderr());
+}
+
+/// Forked children that compute, then `_exit`: each costs the program about a millisecond
+/// more, not the tens of milliseconds it took when a child's sampler believed it ran under
+/// the parent's deadline scheduling (up to one interval per child).
+#[test]
+fn forked_children_that_exit_cost_the_program_no_visible_time() {
+    let args = ["forks", "10", "60"];
+    let env = [("STACKSAMPLE_INTERVAL", "50ms")];
+    let [(plain, plain_took), (profiled, profiled_took)] = timed_plain_and_profiled(&args, &env);
+    for run in [&plain, &profiled] {
+        assert_eq!(run.code(), Some(0), "{}", run.stderr());
+        assert_eq!(run.stdout(), "children ended: 10\n");
+    }
+    assert!(
+        profiled_took - plain_took < 0.1,
+        "plain {plain_took:.3} s, profiled {profiled_took:.3} s"
+    );
+    let files = profiled.files("stacksample.");
+    let profiles = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "txt"));
+    assert_eq!(
+        profiles.count(),
+        11,
+        "the parent's and each child's: {files:?}"
+    );
+}
+
+/// Runs `host args` plain, then profiled, each with how long it took in seconds.
+fn timed_plain_and_profiled(args: &[&str], env: &[(&str, &str)]) -> [(Run, f64); 2] {
+    let exe = build("host", &["-O2"]);
+    [false, true].map(|preload| {
+        let started = std::time::Instant::now();
+        let run = run(&exe, args, env, preload);
+        (run, started.elapsed().as_secs_f64())
+    })
 }

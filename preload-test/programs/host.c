@@ -24,6 +24,7 @@
  *   host fork-listing N    one thread lists the loaded objects (dl_iterate_phdr, slowly)
  *                          over and over while the main thread forks N children that compute
  *                          for 20 ms and _exit; prints whether every child ended within 1 s
+ *   host forks N MS        forks N children in turn, each computing for MS ms and calling _exit
  *   host ignore-usr2       ignores SIGUSR2 with signal(), then polls a pipe for 300 ms while
  *                          another thread sends it SIGUSR2 every 5 ms; prints how often poll
  *                          was interrupted (an ignored signal interrupts nothing)
@@ -273,27 +274,43 @@ static double seconds_now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static int mode_fork_listing(int children) {
-    pthread_t thread;
-    pthread_create(&thread, NULL, lister, NULL);
+/* Forks `children` children one after another, each computing for `ms` ms and calling
+ * _exit; returns how long the slowest took from fork to its end, or -1 if one failed. */
+static double fork_in_turn(int children, long ms) {
     double slowest = 0;
     for (int i = 0; i < children; i++) {
         double started = seconds_now();
         pid_t child = fork();
         if (child == 0) {
-            busy(20);
+            busy(ms);
             _exit(0);
         }
         int status;
         if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
-            return 1;
+            return -1;
         double took = seconds_now() - started;
         if (took > slowest)
             slowest = took;
     }
+    return slowest;
+}
+
+static int mode_fork_listing(int children) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, lister, NULL);
+    double slowest = fork_in_turn(children, 20);
     stop = 1;
     pthread_join(thread, NULL);
+    if (slowest < 0)
+        return 1;
     printf("every child ended within 1 s: %s\n", slowest < 1.0 ? "yes" : "no");
+    return 0;
+}
+
+static int mode_forks(int children, long ms) {
+    if (fork_in_turn(children, ms) < 0)
+        return 1;
+    printf("children ended: %d\n", children);
     return 0;
 }
 
@@ -392,10 +409,12 @@ int main(int argc, char **argv) {
         return mode_sigerr();
     if (argc >= 2 && strcmp(argv[1], "sigwait") == 0)
         return mode_sigwait();
+    if (argc >= 4 && strcmp(argv[1], "forks") == 0)
+        return mode_forks(atoi(argv[2]), atol(argv[3]));
     if (argc >= 3 && strcmp(argv[1], "fork-listing") == 0)
         return mode_fork_listing(atoi(argv[2]));
     fprintf(stderr, "usage: host write FILE | two A B | pass FILE | child | churn MS | chain N"
                     " | siginterrupt | sigset | sigerr | sigwait | fork-listing N"
-                    " | ignore-usr2 | malloc-term MS | cpu-limit MS\n");
+                    " | forks N MS | ignore-usr2 | malloc-term MS | cpu-limit MS\n");
     return 2;
 }

@@ -98,30 +98,67 @@ fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Ran
         _ => return None,
     };
     let segment = loads.iter().find(|l| l.contains(&start))?;
-    let read = |at: u64, out: &mut [u8]| {
-        at.checked_add(out.len() as u64)
-            .is_some_and(|end| end <= segment.end)
-            && read_memory(at, out)
-    };
+    let mut reader = SegmentReader::new(segment.clone());
     let mut cursor = start;
     loop {
-        let mut length = [0u8; 4];
-        if !read(cursor, &mut length) {
-            return None;
-        }
+        let length = u32::from_le_bytes(reader.bytes(cursor)?);
         cursor += 4;
-        match u32::from_le_bytes(length) {
+        match length {
             0 => return Some(start..cursor),
             0xffff_ffff => {
-                let mut long = [0u8; 8];
-                if !read(cursor, &mut long) {
-                    return None;
-                }
-                cursor = cursor
-                    .checked_add(8)?
-                    .checked_add(u64::from_le_bytes(long))?;
+                let long = u64::from_le_bytes(reader.bytes(cursor)?);
+                cursor = cursor.checked_add(8)?.checked_add(long)?;
             }
-            n => cursor += u64::from(n),
+            n => cursor = cursor.checked_add(u64::from(n))?,
         }
+    }
+}
+
+/// Reads one loaded segment ahead in large pieces: walking `.eh_frame` entry by entry with a
+/// read each would cost a system call per entry, thousands for a large library (16 ms for
+/// this library's own, in every process and every forked child).
+struct SegmentReader {
+    segment: Range<u64>,
+    window_start: u64,
+    window: Vec<u8>,
+}
+
+impl SegmentReader {
+    const WINDOW: u64 = 64 * 1024;
+
+    fn new(segment: Range<u64>) -> SegmentReader {
+        SegmentReader {
+            segment,
+            window_start: 0,
+            window: Vec::new(),
+        }
+    }
+
+    /// The `N` bytes at `at`, if they lie inside the segment and can be read.
+    fn bytes<const N: usize>(&mut self, at: u64) -> Option<[u8; N]> {
+        let end = at.checked_add(N as u64)?;
+        if at < self.segment.start || end > self.segment.end {
+            return None;
+        }
+        let window_end = self.window_start + self.window.len() as u64;
+        if at < self.window_start || end > window_end {
+            self.fill(at, N as u64)?;
+        }
+        let offset = usize::try_from(at - self.window_start).ok()?;
+        self.window.get(offset..offset + N)?.try_into().ok()
+    }
+
+    /// Reads a window from `at`; only `need` bytes if the larger read fails (a page of the
+    /// segment gone since it was listed).
+    fn fill(&mut self, at: u64, need: u64) -> Option<()> {
+        self.window_start = at;
+        for length in [Self::WINDOW.max(need).min(self.segment.end - at), need] {
+            self.window.resize(usize::try_from(length).ok()?, 0);
+            if read_memory(at, &mut self.window) {
+                return Some(());
+            }
+        }
+        self.window.clear();
+        None
     }
 }

@@ -11,6 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::base::thread::pid;
 use crate::stats::SamplerScheduling;
 use crate::threads;
 
@@ -27,12 +28,15 @@ const FAIR_NICE: libc::c_int = -5;
 /// Time slice asked for under normal scheduling; the work of a tick takes tens of microseconds.
 const FAIR_SLICE: Duration = Duration::from_micros(100);
 
-/// The current sampler's scheduling, for the profiles' headers.
-static CURRENT: Mutex<Option<SamplerScheduling>> = Mutex::new(None);
+/// The current sampler's scheduling, with the process it was set in: a forked child
+/// inherits the parent's record, but its own sampler starts under normal scheduling.
+static CURRENT: Mutex<Option<(i32, SamplerScheduling)>> = Mutex::new(None);
 
 /// The sampler thread's scheduling, if a sampler has ticked in this process.
 pub fn current() -> Option<SamplerScheduling> {
-    CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let (set_in, scheduling) = current.as_ref()?;
+    (*set_in == pid()).then(|| scheduling.clone())
 }
 
 /// Asks the kernel to wake the calling thread on time: by default a sleeping thread may be
@@ -54,7 +58,7 @@ pub fn schedule_ticks(interval: Duration) {
         Ok(()) => SamplerScheduling::Deadline { budget, period },
         Err(refused) => schedule_fair(refused),
     };
-    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(scheduling);
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some((pid(), scheduling));
 }
 
 /// Runs `work` under normal scheduling if the sampler is under deadline scheduling, then
