@@ -115,8 +115,8 @@ fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Ran
 }
 
 /// Reads one loaded segment ahead in large pieces: walking `.eh_frame` entry by entry with a
-/// read each would cost a system call per entry, thousands for a large library (16 ms for
-/// this library's own, in every process and every forked child).
+/// read each costs a system call per entry, about 3,600 for this library's own, in every
+/// process and every forked child.
 struct SegmentReader {
     segment: Range<u64>,
     window_start: u64,

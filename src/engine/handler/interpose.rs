@@ -69,11 +69,8 @@ pub unsafe extern "C" fn sigaction(
 ) -> libc::c_int {
     if let Some(chained) = standing_in(sig).filter(|chained| !chained.yield_if_bypassed()) {
         // The program reads back the default it left; a new action of its own replaces ours.
-        if !old.is_null() {
-            let current = chained.load().unwrap_or_else(empty_action);
-            // SAFETY: the caller passed a valid out-pointer.
-            unsafe { old.write(current) };
-        }
+        // SAFETY: the caller passed a valid out-pointer or null.
+        unsafe { report_program_action(chained, old) };
         // SAFETY: the caller passed a valid action or null.
         return match unsafe { act.as_ref() } {
             Some(action) => chained.step_aside(sig, action),
@@ -85,28 +82,31 @@ pub unsafe extern "C" fn sigaction(
         return unsafe { real_sigaction(sig, act, old) };
     };
     chained.ensure_installed();
+    // SAFETY: the caller passed a valid out-pointer or null.
+    unsafe { report_program_action(chained, old) };
     // SAFETY: the caller passed a valid action or null.
-    let ignored = unsafe { act.as_ref() }.filter(|a| a.sa_sigaction == libc::SIG_IGN);
-    if let Some(ignored) = ignored.filter(|_| std::ptr::eq(chained, &PROGRAM_DUMP_ACTION)) {
+    let Some(action) = (unsafe { act.as_ref() }) else {
+        return 0;
+    };
+    if action.sa_sigaction == libc::SIG_IGN && std::ptr::eq(chained, &PROGRAM_DUMP_ACTION) {
         // An ignored signal interrupts nothing; a handler of ours would (`poll` gets EINTR).
         // The program's wish wins: the dump signal is off from then on.
-        if !old.is_null() {
-            let current = chained.load().unwrap_or_else(empty_action);
-            // SAFETY: the caller passed a valid out-pointer.
-            unsafe { old.write(current) };
-        }
-        return chained.step_aside(sig, ignored);
+        return chained.step_aside(sig, action);
     }
+    chained.store(*action);
+    0
+}
+
+/// Writes the action the program last set for `chained`'s signal to `old`, if not null.
+///
+/// # Safety
+/// `old` is null or valid for writing a `sigaction`.
+unsafe fn report_program_action(chained: &ChainedAction, old: *mut libc::sigaction) {
     if !old.is_null() {
         let current = chained.load().unwrap_or_else(empty_action);
         // SAFETY: the caller passed a valid out-pointer.
         unsafe { old.write(current) };
     }
-    // SAFETY: the caller passed a valid action or null.
-    if let Some(action) = unsafe { act.as_ref() } {
-        chained.store(*action);
-    }
-    0
 }
 
 /// Whether we hold `sig` (sampling, dump or a termination stand-in).
