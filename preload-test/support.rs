@@ -234,7 +234,7 @@ impl Folded {
     }
 }
 
-/// A parsed `.txt` report: header fields, the function table, and per-thread tables.
+/// A parsed `.txt` report: header fields, the function tables, and per-thread tables.
 #[derive(Debug)]
 pub struct Report {
     pub text: String,
@@ -245,42 +245,64 @@ pub struct Report {
     pub threads: HashMap<String, HashMap<String, (u64, u64, String)>>,
 }
 
+/// Where [`Report::parse`] is.
+enum Section {
+    Title,
+    Counters,
+    /// A function table; `self_first` once its column line was read.
+    Table {
+        self_first: Option<bool>,
+    },
+}
+
 impl Report {
     pub fn read(path: &Path) -> Report {
         Report::parse(&std::fs::read_to_string(path).unwrap())
     }
 
+    /// Sections: `## functions by ...` tables (main, or of the `## thread` above them),
+    /// `## counters` (`key: value` lines).
     pub fn parse(text: &str) -> Report {
         let mut header: HashMap<String, Vec<String>> = HashMap::new();
         let mut functions = HashMap::new();
         let mut threads: HashMap<String, HashMap<String, (u64, u64, String)>> = HashMap::new();
-        let mut table: Option<Option<String>> = None; // Some(None): main table
+        let mut thread: Option<String> = None;
+        let mut section = Section::Title;
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("## thread ") {
                 let label = rest.rsplit_once(':').unwrap().0.to_owned();
                 threads.insert(label.clone(), HashMap::new());
-                table = Some(Some(label));
+                thread = Some(label);
+                section = Section::Title;
                 continue;
             }
-            if line.trim_start().starts_with("total") {
-                table.get_or_insert(None);
+            if line == "## counters" {
+                section = Section::Counters;
                 continue;
             }
-            match &table {
-                Some(_) if line.trim().is_empty() => {}
-                Some(which) => {
-                    let row = parse_row(line);
-                    match which {
-                        None => functions.insert(row.0, row.1),
-                        Some(label) => threads.get_mut(label).unwrap().insert(row.0, row.1),
-                    };
-                }
-                None => {
+            if line.starts_with("## functions by ") {
+                section = Section::Table { self_first: None };
+                continue;
+            }
+            match &mut section {
+                Section::Title => {}
+                Section::Counters => {
                     if let Some((key, value)) = line.split_once(':') {
                         let entry = header.entry(key.trim().to_owned()).or_default();
                         entry.push(value.trim().to_owned());
                     }
                 }
+                Section::Table { self_first } => match self_first {
+                    _ if line.trim().is_empty() => {}
+                    None => *self_first = Some(line.trim_start().starts_with("self")),
+                    Some(self_first) => {
+                        let row = parse_row(line, *self_first);
+                        match &thread {
+                            None => functions.insert(row.0, row.1),
+                            Some(label) => threads.get_mut(label).unwrap().insert(row.0, row.1),
+                        };
+                    }
+                },
             }
         }
         Report {
@@ -347,15 +369,16 @@ impl Report {
     }
 }
 
-/// `total total% self self%  function  [module]`
-fn parse_row(line: &str) -> (String, (u64, u64, String)) {
+/// `total total% self self%  function  [module]`, or self first.
+fn parse_row(line: &str, self_first: bool) -> (String, (u64, u64, String)) {
     let fields: Vec<&str> = line.split_whitespace().collect();
     let rest = line.splitn(3, '%').nth(2).unwrap_or_default().trim();
     let (function, module) = rest.rsplit_once("  [").expect("module column");
-    let counts = (fields[0].parse().unwrap(), fields[2].parse().unwrap());
+    let (a, b) = (fields[0].parse().unwrap(), fields[2].parse().unwrap());
+    let (total, self_count) = if self_first { (b, a) } else { (a, b) };
     (
         function.to_owned(),
-        (counts.0, counts.1, module.trim_end_matches(']').to_owned()),
+        (total, self_count, module.trim_end_matches(']').to_owned()),
     )
 }
 

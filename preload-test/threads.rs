@@ -231,7 +231,7 @@ fn blocked_thread_sees_no_eintr_and_its_stack_shows_the_call() {
     // The blocked thread got no signals; one may reach it at the very end, when it runs
     // the profiler's own exit code (that sample is left out and counted).
     let report = run.report();
-    let signals: u64 = report.number("taken by");
+    let signals: u64 = report.detail("taken", "answered signals");
     assert!(signals <= 2, "{}", report.text);
 }
 
@@ -277,7 +277,11 @@ fn sixty_four_threads_at_100_hz_keep_the_schedule() {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .unwrap();
-    assert!(behind <= 5, "sampler fell behind {behind} times: {missed}");
+    // Counted in thread ticks: one late tick misses all 64 threads.
+    assert!(
+        behind <= 5 * 64,
+        "sampler fell behind by {behind} thread ticks: {missed}"
+    );
 }
 
 /// Policy (field 41) and nice value (field 19) of thread `tid` of process `pid`.

@@ -24,8 +24,10 @@ macro_rules! counters {
             pub threads: Mutex<Vec<ThreadStatus>>,
         }
 
-        /// Counters copied from [`Stats`] when a profile is built.
+        /// Counters copied from [`Stats`] when a profile is built (a counter missing from an
+        /// older profile file reads as 0).
         #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct Counters {
             $($(#[doc = $doc])* pub $name: u64,)*
             /// Signals whose request had been given up before their handler ran (the
@@ -52,19 +54,27 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Sample requests sent to a thread.
+    /// Signals sent to a thread to ask for a sample (a send that failed included).
     requested,
-    /// Samples a handler filled in and the sampler collected.
+    /// Samples a handler filled in and the sampler collected, and samples of blocked threads
+    /// read without a signal.
     taken,
     /// Requests no handler answered in time (thread blocks the signal, is stopped, or busy).
     no_response,
+    /// Requests not sent because the thread had just exited.
+    thread_gone,
+    /// Requests sent and not yet answered nor given up (a gauge: up when sent, down when
+    /// answered or given up).
+    in_flight,
+    /// Ticks a thread was not asked again because its previous request was still unanswered.
+    previous_unanswered,
     /// Requests whose handler started but did not finish in time (its slot stays busy).
     stuck,
     /// Ticks skipped for a thread because every slot was still held by a stuck handler.
     slots_busy,
     /// Requests that could not be sent (other than the thread having exited).
     send_failed,
-    /// Deadlines the sampler missed because it fell behind.
+    /// Thread ticks the sampler missed because it fell behind (ticks times threads sampled).
     missed_deadlines,
     /// Samples dropped because the drain fell behind.
     drain_busy,
@@ -89,12 +99,26 @@ counters! {
 }
 
 impl Counters {
-    /// Requests that produced no sample, for any reason.
+    /// Thread ticks due: each either taken or missed.
+    pub fn ticks(&self) -> u64 {
+        self.requested
+            + self.blocked_unwound
+            + self.blocked_repeated
+            + self.slots_busy
+            + self.previous_unanswered
+            + self.missed_deadlines
+            + self.between_calls
+    }
+
+    /// Thread ticks that produced no sample, for any reason.
     pub fn missed(&self) -> u64 {
         self.no_response
             + self.stuck
-            + self.slots_busy
             + self.send_failed
+            + self.thread_gone
+            + self.in_flight
+            + self.slots_busy
+            + self.previous_unanswered
             + self.missed_deadlines
             + self.between_calls
     }
@@ -145,6 +169,11 @@ pub enum ThreadState {
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Lowers a gauge ([`Stats::in_flight`]).
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

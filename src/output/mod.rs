@@ -23,6 +23,7 @@ use crate::settings::Format;
 pub use folded::folded_lines;
 pub use naming::{extension, with_extension};
 pub use pprof::PprofProfile;
+pub use text::{lost_summary, write_function_tables};
 pub use writer::Writer;
 
 /// The writer of `format`; `top` limits the rows of the text report's table.

@@ -1,53 +1,226 @@
-//! `<prefix>.txt`: a header that says what was sampled and what was lost, then every function
-//! with its total and self samples, largest total first; with more than one thread sampled,
-//! then a section per thread with its own top functions.
+//! `<prefix>.txt`: what took the time first, then how the run went. Two title lines (the
+//! program, the samples, what was lost), the functions by self samples, the functions by
+//! total samples, then `## counters`: what was sampled, and what was lost and why, written as
+//! sums that add up; with more than one thread sampled, a section per thread with its own
+//! tables.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use super::writer::Writer;
-use crate::profile::Profile;
+use crate::profile::{FunctionCount, Profile};
 use crate::stats::Counters;
 use crate::stats::SamplerScheduling;
 use crate::stats::ThreadState;
 
-/// `rows`: functions listed in the main table (`stacksample report --top`).
+/// `rows`: functions in each table (`--top`).
 pub struct Text {
     pub rows: usize,
 }
 
 impl Writer for Text {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        write_header(profile, out)?;
-        write_functions(profile, None, self.rows, out)?;
-        let sampled: Vec<_> = profile
-            .header
-            .threads
-            .iter()
-            .filter(|t| t.samples > 0)
-            .collect();
+        write_title(profile, out)?;
+        write_function_tables(profile, None, self.rows, "", out)?;
+        write_counters(profile, out)?;
+        let sampled = samples_by_thread(profile);
         if sampled.len() > 1 {
-            for thread in sampled {
-                writeln!(out)?;
+            for (tid, samples) in sampled {
                 writeln!(
                     out,
-                    "## thread {}: {} samples",
-                    profile.thread_label(thread.tid),
-                    thread.samples
+                    "\n## thread {}: {samples} samples",
+                    profile.thread_label(tid)
                 )?;
-                write_functions(profile, Some(thread.tid), THREAD_ROWS.min(self.rows), out)?;
+                let rows = THREAD_ROWS.min(self.rows);
+                write_function_tables(profile, Some(tid), rows, "", out)?;
             }
         }
         Ok(())
     }
 }
 
-fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+/// Samples of each thread in the profile (after any filter), in the header's order.
+fn samples_by_thread(profile: &Profile) -> Vec<(i32, u64)> {
+    let mut counts: Vec<(i32, u64)> = Vec::new();
+    for thread in &profile.header.threads {
+        if !counts.iter().any(|&(tid, _)| tid == thread.tid) {
+            counts.push((thread.tid, 0));
+        }
+    }
+    for stack in &profile.stacks {
+        match counts.iter_mut().find(|(tid, _)| *tid == stack.tid) {
+            Some((_, n)) => *n += stack.count,
+            None => counts.push((stack.tid, stack.count)),
+        }
+    }
+    counts.retain(|&(_, n)| n > 0);
+    counts
+}
+
+/// Rows in each thread's own tables.
+const THREAD_ROWS: usize = 20;
+
+/// What was run and what the profile holds, in two lines.
+fn write_title(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+    let h = &profile.header;
+    let processes = match h.processes {
+        0 | 1 => format!("pid {}", h.pid),
+        n => format!("{n} processes"),
+    };
+    writeln!(
+        out,
+        "# stacksample {} profile of `{}` ({processes}): {} samples in {:.3} s, every {}, {} mode",
+        env!("CARGO_PKG_VERSION"),
+        h.command,
+        run_samples(profile),
+        h.duration.as_secs_f64(),
+        human(h.interval),
+        h.mode.name(),
+    )?;
+    writeln!(out, "# {}; see ## counters", lost_summary(profile))?;
+    if let Some(shown) = shown(profile) {
+        writeln!(out, "# {shown}")?;
+    }
+    writeln!(out)
+}
+
+/// Samples in the profile of the run, before `report`'s filters.
+fn run_samples(profile: &Profile) -> u64 {
+    match &profile.header.filtered {
+        Some(selection) => selection.samples,
+        None => profile.total_samples(),
+    }
+}
+
+/// Samples whose stacks are incomplete, before `report`'s filters.
+fn run_incomplete(profile: &Profile) -> u64 {
+    match &profile.header.filtered {
+        Some(selection) => selection.incomplete,
+        None => profile.incomplete_samples(),
+    }
+}
+
+/// What `report`'s filters left, when they were used.
+fn shown(profile: &Profile) -> Option<String> {
+    let selection = profile.header.filtered.as_ref()?;
+    Some(format!(
+        "shown: {} of {} samples after {}; the tables are of these, the counters of the whole run",
+        profile.total_samples(),
+        selection.samples,
+        selection.filters
+    ))
+}
+
+/// One line of what the profile lacks: missed ticks, dropped samples, cut stacks.
+pub fn lost_summary(profile: &Profile) -> String {
+    let c = &profile.header.counters;
+    format!(
+        "lost: {} of {} ticks missed, {} samples dropped, {} stacks cut short, {} incomplete",
+        c.missed(),
+        c.ticks(),
+        c.dropped(profile.profiler_samples),
+        cut_short(c),
+        run_incomplete(profile)
+    )
+}
+
+fn cut_short(c: &Counters) -> u64 {
+    c.depth_limit + c.unwind_error + c.unknown_stack + c.no_handler_stack
+}
+
+/// The table of functions by self samples, then by total samples, for thread `tid` if
+/// given (percentages of its samples), `rows` rows each, every line after `indent`. The
+/// self table leaves out functions that were never the leaf.
+pub fn write_function_tables(
+    profile: &Profile,
+    tid: Option<i32>,
+    rows: usize,
+    indent: &str,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let samples: u64 = profile
+        .stacks
+        .iter()
+        .filter(|s| tid.is_none_or(|tid| s.tid == tid))
+        .map(|s| s.count)
+        .sum();
+    let total = samples.max(1) as f64;
+    let percent = |n: u64| 100.0 * n as f64 / total;
+    let mut counts = profile.function_counts(tid);
+    let name = |row: &FunctionCount| {
+        let function = &profile.functions[row.function];
+        format!("{}  [{}]", function.name, function.module)
+    };
+
+    counts.sort_by(|a, b| {
+        (b.self_count, b.total)
+            .cmp(&(a.self_count, a.total))
+            .then_with(|| name(a).cmp(&name(b)))
+    });
+    writeln!(
+        out,
+        "{indent}## functions by self samples: the function itself was running"
+    )?;
+    writeln!(
+        out,
+        "{indent}{:>8} {:>7} {:>8} {:>7}  function  [module]",
+        "self", "self%", "total", "total%"
+    )?;
+    for row in counts.iter().filter(|r| r.self_count > 0).take(rows) {
+        writeln!(
+            out,
+            "{indent}{:>8} {:>6.2}% {:>8} {:>6.2}%  {}",
+            row.self_count,
+            percent(row.self_count),
+            row.total,
+            percent(row.total),
+            name(row)
+        )?;
+    }
+
+    counts.sort_by(|a, b| {
+        (b.total, b.self_count)
+            .cmp(&(a.total, a.self_count))
+            .then_with(|| name(a).cmp(&name(b)))
+    });
+    writeln!(
+        out,
+        "\n{indent}## functions by total samples: the function was on the stack"
+    )?;
+    writeln!(
+        out,
+        "{indent}{:>8} {:>7} {:>8} {:>7}  function  [module]",
+        "total", "total%", "self", "self%"
+    )?;
+    for row in counts.iter().take(rows) {
+        writeln!(
+            out,
+            "{indent}{:>8} {:>6.2}% {:>8} {:>6.2}%  {}",
+            row.total,
+            percent(row.total),
+            row.self_count,
+            percent(row.self_count),
+            name(row)
+        )?;
+    }
+    Ok(())
+}
+
+/// `## counters`: the run, and what was sampled and lost, as sums.
+fn write_counters(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     let h = &profile.header;
     let c = &h.counters;
-    writeln!(out, "# stacksample {} profile", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "\n## counters")?;
     writeln!(out, "command:      {}", h.command)?;
-    writeln!(out, "pid:          {}", h.pid)?;
+    match h.processes {
+        0 | 1 => writeln!(out, "pid:          {}", h.pid)?,
+        n => writeln!(
+            out,
+            "pid:          {} and {} more processes; the counts below are their sums",
+            h.pid,
+            n - 1
+        )?,
+    }
     for thread in &h.threads {
         let name = thread.name.as_deref().unwrap_or("-");
         let state = match thread.state {
@@ -69,35 +242,26 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(out, "duration:     {:.3} s", h.duration.as_secs_f64())?;
     writeln!(out, "mode:         {}", h.mode.name())?;
-    writeln!(
-        out,
-        "samples:      {} in profile, {} taken of {} requested",
-        profile.total_samples(),
-        c.taken,
-        c.requested
-    )?;
-    writeln!(
-        out,
-        "taken by:     {} signals; {} blocked threads unwound without a signal, {} still-blocked samples repeated",
-        c.taken_by_signal(),
-        c.blocked_unwound,
-        c.blocked_repeated
-    )?;
+    if let Some(shown) = shown(profile) {
+        writeln!(out, "{shown}")?;
+    }
+    for line in counter_lines(c, run_samples(profile), profile.profiler_samples) {
+        writeln!(out, "{line}")?;
+    }
     if h.mode == crate::settings::Mode::Cpu {
         writeln!(
             out,
-            "idle:         {} thread ticks skipped (no CPU used)",
+            "idle:         {} thread ticks not requested: the thread had used no CPU since the last",
             c.idle_skipped
         )?;
     }
-    writeln!(out, "missed:       {}", missed(c))?;
     if let Some(scheduling) = &h.sampler_scheduling {
         writeln!(out, "sampler:      {}", describe_scheduling(scheduling))?;
     }
     if let Some(table) = &h.stack_table {
         writeln!(
             out,
-            "stacks:       {} distinct by address (at most {} kept); the table holds about {} bytes",
+            "stacks:       {} distinct by address (at most {} kept per process); the table holds about {} bytes",
             table.stacks, table.max_stacks, table.bytes
         )?;
     }
@@ -110,39 +274,112 @@ fn write_header(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "dropped:      {}",
-        dropped(c, profile.profiler_samples)
-    )?;
-    writeln!(
-        out,
         "truncated:    {} at depth limit {}; {} stopped at a frame that could not be unwound; {} on an unknown stack (leaf only); {} without a stack of the library's to unwind on (leaf only)",
         c.depth_limit, h.max_depth, c.unwind_error, c.unknown_stack, c.no_handler_stack
     )?;
     writeln!(
         out,
         "incomplete:   {} samples whose stack does not reach _start, a thread start or a fiber start",
-        profile.incomplete_samples()
+        run_incomplete(profile)
     )?;
-    match (h.handler_median_nanos, h.handler_p99_nanos) {
-        (Some(median), Some(p99)) => writeln!(
-            out,
-            "handler time: median {:.2} us, p99 {:.2} us, max {:.2} us; total {:.3} ms, {} of the sampled threads' CPU time",
-            median as f64 / 1e3,
-            p99 as f64 / 1e3,
-            h.handler_max_nanos as f64 / 1e3,
-            h.handler_total_nanos as f64 / 1e6,
-            handler_share(profile)
-        )?,
-        _ => writeln!(out, "handler time: no samples")?,
-    }
+    writeln!(out, "handler time: {}", handler_time(profile))?;
     let cost = &profile.symbolize_cost;
     writeln!(
         out,
         "symbolized:   {} distinct addresses in {:.1} ms",
         cost.addresses,
         cost.elapsed.as_secs_f64() * 1e3
-    )?;
-    writeln!(out)
+    )
+}
+
+/// The lines that account for every thread tick: requested = taken + missed, taken = by
+/// signal + without, in profile = taken - dropped (- still on the way to the drain, in a
+/// profile written while sampling).
+fn counter_lines(c: &Counters, in_profile: u64, in_profiler: u64) -> Vec<String> {
+    let dropped = c.dropped(in_profiler);
+    let on_the_way = c.taken.saturating_sub(dropped + in_profile);
+    let on_the_way = match on_the_way {
+        0 => String::new(),
+        n => format!(" - {n} still on the way to the drain"),
+    };
+    vec![
+        format!(
+            "requested:    {} thread ticks = {} taken + {} missed",
+            c.ticks(),
+            c.taken,
+            c.missed()
+        ),
+        format!(
+            "taken:        {} = {} answered signals + {} blocked threads unwound without a signal + {} still-blocked samples repeated",
+            c.taken,
+            c.taken_by_signal(),
+            c.blocked_unwound,
+            c.blocked_repeated
+        ),
+        format!(
+            "signals:      {} sent = {} answered + {} unanswered",
+            c.requested,
+            c.taken_by_signal(),
+            c.no_response + c.stuck + c.thread_gone + c.send_failed + c.in_flight
+        ),
+        format!(
+            "samples:      {in_profile} in profile = {} taken - {dropped} dropped{on_the_way}",
+            c.taken
+        ),
+        format!("missed:       {}", missed(c)),
+        format!("dropped:      {}", dropped_reasons(c, in_profiler)),
+        format!(
+            "late signals: {} arrived after their request was given up (already counted as missed)",
+            c.late_signals
+        ),
+    ]
+}
+
+/// Thread ticks that produced no sample, by reason; the reasons add up to the first number.
+fn missed(c: &Counters) -> String {
+    format!(
+        "{} (sampler behind schedule: {}, blocked thread between calls: {}, slots busy: {}, earlier request unanswered: {}, no response in time: {}, handler unfinished: {}, thread gone: {}, send failed: {}, in flight when written: {})",
+        c.missed(),
+        c.missed_deadlines,
+        c.between_calls,
+        c.slots_busy,
+        c.previous_unanswered,
+        c.no_response,
+        c.stuck,
+        c.thread_gone,
+        c.send_failed,
+        c.in_flight
+    )
+}
+
+/// Samples taken but not in the profile, by reason.
+fn dropped_reasons(c: &Counters, in_profiler: u64) -> String {
+    format!(
+        "{} (drain behind: {}, distinct-stack table full: {}, thread in the profiler's own code: {})",
+        c.dropped(in_profiler),
+        c.drain_busy,
+        c.table_full,
+        in_profiler
+    )
+}
+
+fn handler_time(profile: &Profile) -> String {
+    let h = &profile.header;
+    let (Some(median), Some(p99)) = (h.handler_median_nanos, h.handler_p99_nanos) else {
+        return "no samples".to_owned();
+    };
+    let median_of = match h.processes {
+        0 | 1 => "median",
+        _ => "median (mean of the processes' medians, by samples)",
+    };
+    format!(
+        "{median_of} {:.2} us, p99 {:.2} us, max {:.2} us; total {:.3} ms, {} of the sampled threads' CPU time",
+        median as f64 / 1e3,
+        p99 as f64 / 1e3,
+        h.handler_max_nanos as f64 / 1e3,
+        h.handler_total_nanos as f64 / 1e6,
+        handler_share(profile)
+    )
 }
 
 /// Handler time as a share of the CPU time of the threads it ran on.
@@ -165,71 +402,6 @@ fn describe_scheduling(scheduling: &SamplerScheduling) -> String {
             "normal scheduling at nice {nice} (deadline scheduling refused: {refused}); ticks can be late while the program keeps every CPU busy"
         ),
     }
-}
-
-/// Requests that produced no sample, by reason.
-fn missed(c: &Counters) -> String {
-    format!(
-        "{} (no response in time: {}, handler unfinished: {}, slots busy: {}, send failed: {}, sampler behind schedule: {}, blocked thread between calls: {}; late signals ignored: {})",
-        c.missed(),
-        c.no_response,
-        c.stuck,
-        c.slots_busy,
-        c.send_failed,
-        c.missed_deadlines,
-        c.between_calls,
-        c.late_signals
-    )
-}
-
-/// Samples taken but not in the profile, by reason.
-fn dropped(c: &Counters, in_profiler: u64) -> String {
-    format!(
-        "{} (drain behind: {}, distinct-stack table full: {}, thread in the profiler's own code: {})",
-        c.dropped(in_profiler),
-        c.drain_busy,
-        c.table_full,
-        in_profiler
-    )
-}
-
-/// Rows in each thread's own table.
-const THREAD_ROWS: usize = 20;
-
-/// The function table, for one thread if `tid` is given, at most `rows` rows; percentages
-/// are of that thread's samples.
-fn write_functions(
-    profile: &Profile,
-    tid: Option<i32>,
-    rows: usize,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let samples: u64 = profile
-        .stacks
-        .iter()
-        .filter(|s| tid.is_none_or(|tid| s.tid == tid))
-        .map(|s| s.count)
-        .sum();
-    let total = samples.max(1) as f64;
-    writeln!(
-        out,
-        "{:>8} {:>7} {:>8} {:>7}  function  [module]",
-        "total", "total%", "self", "self%"
-    )?;
-    for row in profile.function_counts(tid).into_iter().take(rows) {
-        let function = &profile.functions[row.function];
-        writeln!(
-            out,
-            "{:>8} {:>6.2}% {:>8} {:>6.2}%  {}  [{}]",
-            row.total,
-            100.0 * row.total as f64 / total,
-            row.self_count,
-            100.0 * row.self_count as f64 / total,
-            function.name,
-            function.module
-        )?;
-    }
-    Ok(())
 }
 
 fn human(interval: Duration) -> String {

@@ -88,6 +88,7 @@ impl Profile {
                 addresses,
                 elapsed: started.elapsed(),
             },
+            leaf_first: false,
         }
     }
 }

@@ -116,6 +116,27 @@ pub struct Header {
     /// The drain's table of distinct stacks by address (none for a folded file).
     #[serde(default)]
     pub stack_table: Option<StackTable>,
+    /// Processes whose profiles were merged into this one (`stacksample report` of a tree).
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// What `report`'s filters kept; `None`: the whole run.
+    #[serde(default)]
+    pub filtered: Option<Selection>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The run before `report`'s filters, so the counters stay those of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Selection {
+    /// Samples in the profile before filtering.
+    pub samples: u64,
+    /// Incomplete samples before filtering.
+    pub incomplete: u64,
+    /// The filters, as typed (`--include 'x' --invert`).
+    pub filters: String,
 }
 
 /// Per-function counts: the seed API's `get_sorted()`.
@@ -150,4 +171,8 @@ pub struct Profile {
     /// an interposed call), not the program's.
     pub profiler_samples: u64,
     pub symbolize_cost: SymbolizeCost,
+    /// Stacks hold their leaf first (`report --invert` or `--callers`): the leaf, for self
+    /// counts, is then the first frame, and the root the last.
+    #[serde(default)]
+    pub leaf_first: bool,
 }

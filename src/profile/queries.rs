@@ -66,7 +66,12 @@ impl Profile {
         if stack.stop == StopReason::FiberStart {
             return true;
         }
-        let Some(outermost) = self.stack_frames(stack).next() else {
+        let outermost = if self.leaf_first {
+            self.stack_frames(stack).last()
+        } else {
+            self.stack_frames(stack).next()
+        };
+        let Some(outermost) = outermost else {
             return false;
         };
         let function = &self.functions[outermost.function];
@@ -88,7 +93,9 @@ impl Profile {
             seen.clear();
             let mut leaf = None;
             for frame in self.stack_frames(stack) {
-                leaf = Some(frame.function);
+                if leaf.is_none() || !self.leaf_first {
+                    leaf = Some(frame.function);
+                }
                 if seen.insert(frame.function) {
                     counts
                         .entry(frame.function)

@@ -298,6 +298,8 @@ impl Drain {
             sampler_scheduling: current_scheduling(),
             profiler_heap: heap::usage(),
             stack_table: Some(self.aggregate.table()),
+            processes: 1,
+            filtered: None,
         }
     }
 }

@@ -198,7 +198,7 @@ fn print_summary(prefix: &Path, rows: usize) {
     let files = summary::existing_files(prefix);
     let profile_path = output::with_extension(prefix, profile_file::EXTENSION);
     if let Ok(profile) = profile_file::read(&profile_path) {
-        eprint!("{}", summary::render(&profile, 1, &files, rows));
+        eprint!("{}", summary::render(&profile, &files, rows));
         return;
     }
     // Without the profile file, the text report's head says as much.

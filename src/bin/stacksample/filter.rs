@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use regex::Regex;
-use stacksample::profile::{Location, Profile, Stack};
+use stacksample::profile::{Location, Profile, Selection, Stack};
 use stacksample::StopReason;
 
 use crate::failure::Failure;
@@ -29,6 +29,8 @@ pub struct Filters {
     pub invert: bool,
     /// Keep only the heaviest stacks.
     pub top_stacks: Option<usize>,
+    /// The filters as the user gave them, for the report to say what it shows.
+    pub described: String,
 }
 
 impl Filters {
@@ -89,6 +91,11 @@ pub fn apply(mut profile: Profile, filters: &Filters) -> Profile {
     if filters.is_empty() {
         return profile;
     }
+    let before = Selection {
+        samples: profile.total_samples(),
+        incomplete: profile.incomplete_samples(),
+        filters: filters.described.clone(),
+    };
     let mut rebuilt = Rebuilt::default();
     let mut stack_map = vec![None; profile.stacks.len()];
     for (index, stack) in profile.stacks.iter().enumerate() {
@@ -106,14 +113,14 @@ pub fn apply(mut profile: Profile, filters: &Filters) -> Profile {
     if let Some(top) = filters.top_stacks {
         keep_heaviest(&mut profile, top);
     }
-    for thread in &mut profile.header.threads {
-        thread.samples = profile
-            .stacks
-            .iter()
-            .filter(|s| s.tid == thread.tid)
-            .map(|s| s.count)
-            .sum();
-    }
+    profile.leaf_first ^= filters.invert ^ filters.callers.is_some();
+    profile.header.filtered = Some(match profile.header.filtered.take() {
+        Some(mut earlier) => {
+            earlier.filters = format!("{} {}", earlier.filters, filters.described);
+            earlier
+        }
+        None => before,
+    });
     profile
 }
 

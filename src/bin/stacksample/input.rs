@@ -196,6 +196,7 @@ fn read_folded(path: &Path) -> Result<Profile, Failure> {
         timeline: Vec::new(),
         profiler_samples: 0,
         symbolize_cost: SymbolizeCost::default(),
+        leaf_first: false,
     })
 }
 
@@ -223,6 +224,8 @@ fn folded_header(path: &Path, stacks: &[Stack]) -> Header {
         sampler_scheduling: None,
         profiler_heap: None,
         stack_table: None,
+        processes: 1,
+        filtered: None,
     }
 }
 

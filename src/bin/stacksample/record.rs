@@ -97,7 +97,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::new(format!("cannot read the current directory: {e}")))?;
     let vars = settings_vars(&args, &cwd)?;
-    let checked = Settings::from_vars(inherited_and(&vars), 0, &cwd)?;
+    let checked = Settings::from_vars(inherited_and(&vars), 0, &cwd)
+        .map_err(|error| flag_failure(error, &args))?;
     let duration = args
         .duration
         .as_deref()
@@ -184,6 +185,46 @@ fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>,
         Some(format!("{formats},{}", Format::Profile.name())),
     );
     Ok(vars)
+}
+
+/// An invalid setting told as the flag and the value the user typed, when a flag gave it
+/// (the library's parser names the `STACKSAMPLE_*` variable).
+fn flag_failure(error: stacksample::Error, args: &RecordArgs) -> Failure {
+    let stacksample::Error::Setting {
+        name,
+        problem,
+        hint,
+        ..
+    } = &error
+    else {
+        return error.into();
+    };
+    let typed = |value: &Option<String>| value.clone();
+    let flags = [
+        ("TID", "-t/--threads", typed(&args.threads)),
+        ("THREAD", "--thread-name", typed(&args.thread_name)),
+        ("INTERVAL", "-i/--interval", typed(&args.interval)),
+        ("INTERVAL", "-F/--freq", args.freq.map(|hz| hz.to_string())),
+        ("MODE", "--mode", typed(&args.mode)),
+        (
+            "MAXDEPTH",
+            "--max-depth",
+            args.max_depth.map(|d| d.to_string()),
+        ),
+        ("OUTPUT", "-o/--output", typed(&args.output)),
+        ("FLUSH", "--flush", typed(&args.flush)),
+        ("FORMAT", "-f/--format", typed(&args.format)),
+    ];
+    let given = flags.into_iter().find_map(|(var, flag, value)| {
+        let var_matches = name.strip_prefix(settings::PREFIX) == Some(var);
+        Some((flag, value.filter(|_| var_matches)?))
+    });
+    match given {
+        Some((flag, value)) => {
+            Failure::new(format!("{flag} {value:?}: {problem}")).hint(hint.clone())
+        }
+        None => error.into(),
+    }
 }
 
 /// A setting from this environment (`STACKSAMPLE_<name>`) that an option may extend.

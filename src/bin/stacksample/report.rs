@@ -119,5 +119,33 @@ fn filters(args: &ReportArgs) -> Result<Filters, Failure> {
         invert: args.invert,
         // The text report lists the top functions itself.
         top_stacks: args.top.filter(|_| args.format != Format::Txt),
+        described: described(args),
     })
+}
+
+/// The filters given, as typed.
+fn described(args: &ReportArgs) -> String {
+    let mut given: Vec<String> = args
+        .threads
+        .iter()
+        .map(|t| format!("--thread {t:?}"))
+        .collect();
+    let regexes = [
+        ("--include", &args.include),
+        ("--exclude", &args.exclude),
+        ("--hide", &args.hide),
+        ("--callers", &args.callers),
+    ];
+    for (option, value) in regexes {
+        given.extend(value.as_ref().map(|v| format!("{option} {v:?}")));
+    }
+    let switches = [
+        ("--collapse-recursion", args.collapse_recursion),
+        ("--invert", args.invert),
+    ];
+    given.extend(switches.iter().filter(|s| s.1).map(|s| s.0.to_owned()));
+    if let Some(top) = args.top.filter(|_| args.format != Format::Txt) {
+        given.push(format!("--top {top} (heaviest stacks)"));
+    }
+    given.join(" ")
 }

@@ -33,7 +33,7 @@ pub fn print_after_run(prefixes: &[PathBuf], formats: &[Format], rows: usize) {
         })
         .filter(|path| path.is_file())
         .collect();
-    eprint!("{}", render(&profile, prefixes.len(), &files, rows));
+    eprint!("{}", render(&profile, &files, rows));
 }
 
 const NO_PROFILE: &str = "\
@@ -42,11 +42,11 @@ stacksample: no profile was written. The library was not loaded or could not wri
   - SIGKILL (or a crash without --flush) ends a program before it can write;
   - a `stacksample:` line above says what else went wrong.";
 
-/// The summary text of `profile`, merged from `processes` processes.
-pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usize) -> String {
+/// The summary text of `profile` (of one process, or merged from several).
+pub fn render(profile: &Profile, files: &[PathBuf], rows: usize) -> String {
     let mut out = String::new();
     let header = &profile.header;
-    let c = &header.counters;
+    let processes = header.processes.max(1);
     let samples = profile.total_samples();
     let seconds = header.duration.as_secs_f64();
     let threads = header.threads.iter().filter(|t| t.samples > 0).count();
@@ -58,18 +58,15 @@ pub fn render(profile: &Profile, processes: usize, files: &[PathBuf], rows: usiz
         if threads == 1 { "" } else { "s" },
         if processes == 1 { "" } else { "es" },
     );
-    out += &format!(
-        "  lost:     {} requests produced no sample, {} samples dropped, {} stacks cut short (see the .txt header)\n",
-        c.missed(),
-        c.dropped(profile.profiler_samples),
-        c.depth_limit + c.unwind_error + c.unknown_stack + c.no_handler_stack
-    );
+    out += &format!("  {}\n", output::lost_summary(profile));
     out += &overhead(profile);
     if samples == 0 {
         out += NO_SAMPLES;
     } else {
-        out += &table(profile, "self", rows, |row| row.self_count);
-        out += &table(profile, "total", rows, |row| row.total);
+        let mut tables = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = output::write_function_tables(profile, None, rows, "  ", &mut tables);
+        out += &String::from_utf8_lossy(&tables);
     }
     if !files.is_empty() {
         out += "  files:\n";
@@ -103,30 +100,6 @@ fn overhead(profile: &Profile) -> String {
         median as f64 / 1e3,
         header.handler_p99_nanos.unwrap_or(median) as f64 / 1e3,
     )
-}
-
-/// The `rows` functions with the highest `key` count.
-fn table(
-    profile: &Profile,
-    title: &str,
-    rows: usize,
-    key: impl Fn(&stacksample::profile::FunctionCount) -> u64,
-) -> String {
-    let total = profile.total_samples().max(1) as f64;
-    let mut counts = profile.function_counts(None);
-    counts.sort_by_key(|row| std::cmp::Reverse(key(row)));
-    let mut out = format!("  top functions by {title} samples:\n");
-    for row in counts.iter().take(rows).filter(|row| key(row) > 0) {
-        let function = &profile.functions[row.function];
-        out += &format!(
-            "    {:>8} {:>6.2}%  {}  [{}]\n",
-            key(row),
-            100.0 * key(row) as f64 / total,
-            function.name,
-            function.module
-        );
-    }
-    out
 }
 
 /// The files a prefix has, for formats that exist on disk.

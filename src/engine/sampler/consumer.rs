@@ -4,6 +4,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,7 +196,12 @@ impl Consumer {
         let interval = self.interval.as_nanos() as u64;
         if now > self.next_due + interval {
             let missed = (now - self.next_due) / interval;
-            Stats::add(&self.stats.missed_deadlines, missed);
+            let threads = self
+                .targets
+                .values()
+                .filter(|t| t.state == ThreadState::Sampling)
+                .count() as u64;
+            Stats::add(&self.stats.missed_deadlines, missed * threads);
             self.next_due += missed * interval;
         }
         self.next_due += interval;
@@ -209,7 +215,10 @@ impl Consumer {
         };
         match target.state {
             ThreadState::Exited => return false,
-            _ if target.busy => return false,
+            _ if target.busy => {
+                Stats::add(&self.stats.previous_unanswered, 1);
+                return false;
+            }
             ThreadState::NotFound if !threads::exists(tid) => return false,
             ThreadState::NotFound => self.set_state(tid, ThreadState::Sampling),
             ThreadState::Sampling => {}
@@ -251,6 +260,7 @@ impl Consumer {
     /// A finished sample of one of its requests; `stuck` if the request had been given up.
     pub(super) fn receive(&mut self, mut sample: RawSample, stuck: bool) {
         let tid = sample.tid;
+        Stats::sub(&self.stats.in_flight, 1);
         sample.truncate(self.max_depth);
         if !stuck {
             self.set_busy(tid, false);
@@ -265,10 +275,17 @@ impl Consumer {
     /// One of its requests went unanswered.
     pub(super) fn no_response(&mut self, tid: i32) {
         Stats::add(&self.stats.no_response, 1);
+        Stats::sub(&self.stats.in_flight, 1);
         self.set_busy(tid, false);
         if !threads::exists(tid) {
             self.set_state(tid, ThreadState::Exited);
         }
+    }
+
+    /// A request of its own given up at leaving, counted by `counter`.
+    pub(super) fn given_up(&self, counter: &AtomicU64) {
+        Stats::add(counter, 1);
+        Stats::sub(&self.stats.in_flight, 1);
     }
 
     pub(super) fn set_busy(&mut self, tid: i32, busy: bool) {

@@ -255,8 +255,9 @@ impl Sampler {
             match progress {
                 Progress::Done if alone => {
                     let request = self.in_flight.swap_remove(index);
-                    if let Some(sample) = finished_sample(pool, &request) {
-                        consumer.receive(sample, request.stuck);
+                    match finished_sample(pool, &request) {
+                        Some(sample) => consumer.receive(sample, request.stuck),
+                        None => consumer.no_response(request.tid),
                     }
                     continue;
                 }
@@ -267,15 +268,14 @@ impl Sampler {
                     continue;
                 }
                 // Shared and done: the others get it at the next collect, this one now.
-                Progress::Done => {
-                    if let Some(sample) = copy_sample(pool, request) {
-                        consumer.receive(sample, request.stuck);
-                    }
-                }
+                Progress::Done => match copy_sample(pool, request) {
+                    Some(sample) => consumer.receive(sample, request.stuck),
+                    None => consumer.no_response(request.tid),
+                },
                 // A handler writing keeps the request in flight, so its slot is freed when
                 // it is done.
-                Progress::Writing => Stats::add(&consumer.stats.stuck, 1),
-                Progress::Waiting => Stats::add(&consumer.stats.no_response, 1),
+                Progress::Writing => consumer.given_up(&consumer.stats.stuck),
+                Progress::Waiting => consumer.given_up(&consumer.stats.no_response),
             }
             index += 1;
         }
@@ -392,6 +392,9 @@ impl Sampler {
     /// Hands a finished sample to every consumer that waited for it.
     fn take_sample(&mut self, request: &InFlight) {
         let Some(sample) = finished_sample(self.pool, request) else {
+            for consumer in self.recipients(&request.recipients) {
+                consumer.no_response(request.tid);
+            }
             return;
         };
         if sample.stop == StopReason::UnknownStack {
@@ -419,7 +422,10 @@ impl Sampler {
                     pending.recipients.push(id);
                 }
                 Stats::add(&consumer.stats.requested, 1);
+                Stats::add(&consumer.stats.in_flight, 1);
                 consumer.set_busy(tid, true);
+            } else {
+                Stats::add(&consumer.stats.previous_unanswered, 1);
             }
             return;
         }
@@ -436,12 +442,14 @@ impl Sampler {
             // Nothing was queued, so nothing can claim the request.
             slot.cancel(armed);
             if error.raw_os_error() == Some(libc::ESRCH) {
+                Stats::add(&consumer.stats.thread_gone, 1);
                 consumer.set_state(tid, ThreadState::Exited);
             } else {
                 Stats::add(&consumer.stats.send_failed, 1);
             }
             return;
         }
+        Stats::add(&consumer.stats.in_flight, 1);
         consumer.set_busy(tid, true);
         self.in_flight.push(InFlight {
             slot: slot_index,
