@@ -344,6 +344,73 @@ fn record_follows_children_and_report_merges_them() {
 }
 
 #[test]
+fn record_of_a_process_tree_writes_one_run_with_its_merged_profile() {
+    let exe = build("long_running", &["-O2"]);
+    let exe = exe.to_str().unwrap();
+    let script = format!("{exe} 300 >/dev/null; {exe} 300 >/dev/null; {exe} 300 >/dev/null");
+    let sh = PathBuf::from("/bin/sh");
+    let run = record(&["-i", "1ms"], &sh, &["-c", &script]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let stderr = run.stderr();
+    let merged = |ext: &str| {
+        let files = run.files(&format!("merged.{ext}"));
+        assert_eq!(files.len(), 1, "merged.{ext}: {files:?}\n{stderr}");
+        files[0].clone()
+    };
+    for ext in ["txt", "folded", "svg", "profile.json.gz"] {
+        assert!(stderr.contains(merged(ext).to_str().unwrap()), "{stderr}");
+    }
+    assert!(stderr.contains("run directory: "), "{stderr}");
+    // The summary names the merged files, not each process's.
+    assert!(!stderr.contains("/stacksample."), "{stderr}");
+
+    let processes: Vec<Report> = run
+        .files("stacksample.")
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".txt"))
+        .map(|p| Report::read(p))
+        .collect();
+    // Three programs and the shell; a process that took no sample left no file.
+    assert!(processes.len() >= 4, "{} processes", processes.len());
+    assert!(processes.iter().all(|r| r.samples() > 0));
+    let text = std::fs::read_to_string(merged("txt")).unwrap();
+    let tree = Report::parse(&text);
+    let more = format!("and {} more processes", processes.len() - 1);
+    assert!(tree.field("pid").contains(&more), "{text}");
+    for key in [
+        "requested",
+        "taken",
+        "signals",
+        "samples",
+        "missed",
+        "dropped",
+        "stacks",
+    ] {
+        let sum: u64 = processes.iter().map(|r| r.number(key)).sum();
+        assert_eq!(tree.number(key), sum, "{key}: {text}");
+    }
+    tree.assert_counters_add_up();
+    for heading in ["## functions by self", "## functions by total"] {
+        let rows = table_rows(&text, heading);
+        let mut functions: Vec<&str> = rows
+            .iter()
+            .map(|row| row.splitn(3, '%').nth(2).unwrap().trim())
+            .collect();
+        let listed = functions.len();
+        functions.sort();
+        functions.dedup();
+        assert_eq!(functions.len(), listed, "a function listed twice: {text}");
+    }
+    let busy: u64 = processes
+        .iter()
+        .filter_map(|r| r.functions.get("busy_loop"))
+        .map(|f| f.0)
+        .sum();
+    assert!(busy > 0);
+    assert_eq!(tree.functions["busy_loop"].0, busy, "{text}");
+}
+
+#[test]
 fn record_explains_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let output = stacksample(dir.path())
@@ -526,8 +593,18 @@ fn report_filters() {
     let counts = |f: &Folded| f.stacks.iter().map(|(_, c)| *c).take(2).collect::<Vec<_>>();
     assert_eq!(counts(&top), counts(&all));
     assert!(top.stacks.iter().all(|s| all.stacks.contains(s)), "{top:?}");
-    let table = Report::parse(&report(dir, &["--top", "3", &input]));
-    assert_eq!(table.functions.len(), 3, "{}", table.text);
+    let table = report(dir, &["--top", "3", &input]);
+    // Only burn is ever the leaf; every function is on a stack.
+    assert_eq!(
+        table_rows(&table, "## functions by self").len(),
+        1,
+        "{table}"
+    );
+    assert_eq!(
+        table_rows(&table, "## functions by total").len(),
+        3,
+        "{table}"
+    );
 
     let pid = input
         .split('.')
@@ -541,6 +618,65 @@ fn report_filters() {
     assert_eq!(main_thread.total(), all.total());
     let nobody = report_folded(dir, &["--thread", "no-such-thread-*", &input]);
     assert_eq!(nobody.total(), 0);
+}
+
+/// The rows of the first table under `heading` in a text report.
+fn table_rows<'t>(report: &'t str, heading: &str) -> Vec<&'t str> {
+    let start = report
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading}: {report}"));
+    report[start..]
+        .lines()
+        .skip(2)
+        .take_while(|line| !line.is_empty())
+        .collect()
+}
+
+/// The `## counters` section of a text report, without the line that says what was shown.
+fn counters_section(report: &str) -> Vec<&str> {
+    let start = report
+        .find("\n## counters")
+        .unwrap_or_else(|| panic!("{report}"));
+    report[start..]
+        .lines()
+        .take_while(|line| !line.starts_with("## thread"))
+        .filter(|line| !line.starts_with("shown:") && !line.starts_with("symbolized:"))
+        .collect()
+}
+
+#[test]
+fn report_filters_keep_the_run_counters() {
+    let run = hot_recording();
+    let dir = run.dir.path();
+    let input = lossless(&run);
+    let whole = report(dir, &[&input]);
+    let hot = |report: &str| {
+        let row = table_rows(report, "## functions by self")[0];
+        row.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    assert_eq!(hot(&whole), "burn", "{whole}");
+    for filter in [
+        &["--invert"][..],
+        &["--include", "^hot_a$"],
+        &["--exclude", "^hot_a$"],
+        &["--hide", "^burn$"],
+        &["--callers", "^burn$"],
+        &["--collapse-recursion"],
+    ] {
+        let mut args = filter.to_vec();
+        args.push(&input);
+        let filtered = report(dir, &args);
+        assert_eq!(
+            counters_section(&filtered),
+            counters_section(&whole),
+            "{filter:?}"
+        );
+        assert!(filtered.contains("shown: "), "{filter:?}: {filtered}");
+        // Self time stays the leaf's, whichever way the stacks are turned.
+        if filter[0] != "--hide" {
+            assert_eq!(hot(&filtered), "burn", "{filter:?}: {filtered}");
+        }
+    }
 }
 
 #[test]
@@ -588,10 +724,11 @@ fn dump_writes_the_profile_of_a_running_process() {
     let mut recording = Recording::start(&exe, &["3000"]);
     std::thread::sleep(Duration::from_millis(500));
     let command = recording.command_pid();
-    let txt = recording
-        .dir
-        .path()
-        .join(format!("stacksample.{command}.txt"));
+    // `record` writes into its own run directory.
+    let txt = recording.dir.path().join(format!(
+        "stacksample-{}/stacksample.{command}.txt",
+        recording.pid()
+    ));
     assert!(!txt.exists());
     let output = stacksample(recording.dir.path())
         .args(["dump", &command.to_string()])
@@ -647,16 +784,34 @@ fn dump_finds_a_raw_preload_run_that_changed_directory() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let output = stacksample(dir.path())
-        .args(["dump", "--timeout", "20s", &program.id().to_string()])
+        .args([
+            "dump",
+            "--top",
+            "3",
+            "--timeout",
+            "20s",
+            &program.id().to_string(),
+        ])
         .output()
         .unwrap();
     let _ = program.kill();
     let _ = program.wait();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    // No lossless file: the text report's head stands in for the summary.
+    // No lossless file: the text report's title and tables stand in for the summary,
+    // with the rows asked for.
     assert!(stderr.contains("# stacksample"), "{stderr}");
-    assert!(stderr.contains("samples:"), "{stderr}");
+    assert!(stderr.contains("# lost: "), "{stderr}");
+    let tables: Vec<&str> = stderr.split("## functions by ").skip(1).collect();
+    assert_eq!(tables.len(), 2, "{stderr}");
+    for table in tables {
+        let rows = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.contains("%  "))
+            .count();
+        assert!((1..=3).contains(&rows), "{rows} rows in {stderr}");
+    }
     let txt = dir.path().join(format!("raw.{}.txt", program.id()));
     assert!(stderr.contains(txt.to_str().unwrap()), "{stderr}");
 }

@@ -140,15 +140,10 @@ impl Run {
         self.output.status.code()
     }
 
-    /// Files in the run directory whose names start with `prefix`.
+    /// Files in the run directory whose names start with `prefix`, and in the directory
+    /// `stacksample record` made in it.
     pub fn files(&self, prefix: &str) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-            .collect();
-        files.sort();
-        files
+        files_in(self.dir.path(), prefix)
     }
 
     /// The one profile file `stacksample.<pid>.<suffix>` (suffix `txt`, `pb.gz`, ...).
@@ -180,6 +175,32 @@ impl Run {
     pub fn report(&self) -> Report {
         Report::read(&self.profile_file("txt"))
     }
+}
+
+/// Files in `dir` whose names start with `prefix`, and in `dir`'s `stacksample-<pid>/` run
+/// directories.
+pub fn files_in(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files = Vec::new();
+    for path in entries(dir) {
+        if path.is_dir() && name(&path).starts_with("stacksample-") {
+            files.extend(
+                entries(&path)
+                    .into_iter()
+                    .filter(|p| name(p).starts_with(prefix)),
+            );
+        } else if name(&path).starts_with(prefix) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
 }
 
 /// A parsed `.folded` file.
@@ -366,6 +387,41 @@ impl Report {
         digits
             .parse()
             .unwrap_or_else(|_| panic!("{key}: {label}: {field}"))
+    }
+}
+
+impl Report {
+    /// The numbers of a `## counters` line, in order: `requested: 9 thread ticks = 8 taken
+    /// + 1 missed` gives [9, 8, 1].
+    pub fn numbers(&self, key: &str) -> Vec<u64> {
+        self.field(key)
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+
+    /// Every sum the counters state holds: requested = taken + missed, taken = answered +
+    /// blocked, signals sent = answered + unanswered, in profile = taken - dropped, and the
+    /// reasons of `missed` and `dropped` add up to their totals.
+    pub fn assert_counters_add_up(&self) {
+        let text = &self.text;
+        let requested = self.numbers("requested");
+        assert_eq!(requested[0], requested[1] + requested[2], "{text}");
+        let taken = self.numbers("taken");
+        assert_eq!(taken[0], requested[1], "{text}");
+        assert_eq!(taken[0], taken[1] + taken[2] + taken[3], "{text}");
+        let signals = self.numbers("signals");
+        assert_eq!(signals[0], signals[1] + signals[2], "{text}");
+        assert_eq!(signals[1], taken[1], "{text}");
+        let samples = self.numbers("samples");
+        assert_eq!(samples[1], taken[0], "{text}");
+        assert_eq!(samples[0] + samples[2], samples[1], "{text}");
+        for (key, total) in [("missed", requested[2]), ("dropped", samples[2])] {
+            let reasons = self.numbers(key);
+            assert_eq!(reasons[0], total, "{text}");
+            assert_eq!(reasons[1..].iter().sum::<u64>(), total, "{text}");
+        }
     }
 }
 

@@ -139,6 +139,7 @@ fn top_self(table: &std::collections::HashMap<String, (u64, u64, String)>) -> &s
 fn all_samples_every_thread_with_its_own_section() {
     let run = named_workers(&[("STACKSAMPLE_TID", "all")]);
     let report = run.report();
+    report.assert_counters_add_up();
     let labels = sections(&report);
     let find = |name: &str| labels.iter().find(|l| l.starts_with(name)).cloned();
     let a = find("cruncher-a").unwrap_or_else(|| panic!("{labels:?}\n{}", report.text));
@@ -233,6 +234,7 @@ fn blocked_thread_sees_no_eintr_and_its_stack_shows_the_call() {
     let report = run.report();
     let signals: u64 = report.detail("taken", "answered signals");
     assert!(signals <= 2, "{}", report.text);
+    report.assert_counters_add_up();
 }
 
 #[test]
@@ -270,6 +272,7 @@ fn sixty_four_threads_at_100_hz_keep_the_schedule() {
     let in_workers = report.functions.get("sleep_loop").map_or(0, |row| row.0);
     // 64 threads x 100 Hz x 1 s, less start-up and the odd skipped tick.
     assert!(in_workers >= 5000, "{in_workers} samples\n{}", report.text);
+    report.assert_counters_add_up();
     let missed = report.field("missed");
     let behind: u64 = missed
         .split("sampler behind schedule: ")

@@ -77,7 +77,11 @@ fn write_title(profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         human(h.interval),
         h.mode.name(),
     )?;
-    writeln!(out, "# {}; see ## counters", lost_summary(profile))?;
+    writeln!(
+        out,
+        "# {} (the counters below say why)",
+        lost_summary(profile)
+    )?;
     if let Some(shown) = shown(profile) {
         writeln!(out, "# {shown}")?;
     }

@@ -201,13 +201,34 @@ fn print_summary(prefix: &Path, rows: usize) {
         eprint!("{}", summary::render(&profile, &files, rows));
         return;
     }
-    // Without the profile file, the text report's head says as much.
+    // Without the profile file, the text report's title and tables say as much.
     let text = output::with_extension(prefix, output::extension(Format::Txt));
     if let Ok(report) = std::fs::read_to_string(&text) {
-        let head: Vec<&str> = report.lines().take(30).collect();
-        eprintln!("{}", head.join("\n"));
+        eprint!("{}", head_of_report(&report, rows));
     }
+    eprintln!("  files:");
     for file in files {
-        eprintln!("  {}", file.display());
+        eprintln!("    {}", file.display());
     }
+}
+
+/// The title lines and the first `rows` rows of each function table of a `.txt` report
+/// (the process's own tables, not those of its threads), indented as the summary is.
+fn head_of_report(report: &str, rows: usize) -> String {
+    let mut out = String::new();
+    let mut left = usize::MAX;
+    for line in report.lines() {
+        if line.starts_with("## counters") || line.starts_with("## thread") {
+            break;
+        }
+        if line.starts_with("## functions") {
+            // The heading and the column names, then `rows` rows.
+            left = rows + 2;
+        }
+        if left > 0 && !line.is_empty() {
+            out += &format!("  {line}\n");
+            left -= 1;
+        }
+    }
+    out
 }

@@ -16,6 +16,7 @@ mod library;
 mod merge;
 mod record;
 mod report;
+mod run_files;
 mod signals;
 mod summary;
 

@@ -14,7 +14,7 @@ use stacksample::settings::{self, Format, Settings};
 
 use crate::failure::Failure;
 use crate::signals::{self, Target};
-use crate::{input, library, summary};
+use crate::{input, library, run_files, summary};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -96,7 +96,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     let library = library::find()?;
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::new(format!("cannot read the current directory: {e}")))?;
-    let vars = settings_vars(&args, &cwd)?;
+    let run_dir = match args.output.is_some() || inherited("OUTPUT").is_some() {
+        true => None,
+        false => Some(run_files::create_dir(&cwd)?),
+    };
+    let vars = settings_vars(&args, &cwd, run_dir.as_deref())?;
     let checked = Settings::from_vars(inherited_and(&vars), 0, &cwd)
         .map_err(|error| flag_failure(error, &args))?;
     let duration = args
@@ -107,10 +111,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
 
     let started = SystemTime::now();
     let ended = run_command(command(&args, &library, &vars), &args.command[0], duration)?;
+    let written = Settings::from_vars(inherited_and(&vars), ended.pid, &cwd)?;
+    let prefixes = input::written_since(&written, started);
+    let run = run_files::finish(&prefixes, &checked.formats, run_dir.as_deref());
     if !args.quiet {
-        let written = Settings::from_vars(inherited_and(&vars), ended.pid, &cwd)?;
-        let files = input::written_since(&written, started);
-        summary::print_after_run(&files, &checked.formats, args.top);
+        summary::print_after_run(&run, run_dir.as_deref(), args.top);
     }
     Ok(exit_like(ended.status, ended.stopped_by_duration))
 }
@@ -151,7 +156,11 @@ fn run_command(
 /// `STACKSAMPLE_*` settings from the options; the profile file is always asked for, and
 /// the output prefix is made absolute so that `dump` finds it in the process's environment
 /// even after the command changed directory.
-fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>, Failure> {
+fn settings_vars(
+    args: &RecordArgs,
+    cwd: &Path,
+    run_dir: Option<&Path>,
+) -> Result<Vec<(String, String)>, Failure> {
     let mut vars = Vec::new();
     let mut set = |name: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -165,7 +174,10 @@ fn settings_vars(args: &RecordArgs, cwd: &Path) -> Result<Vec<(String, String)>,
     set("MODE", args.mode.clone());
     set("MAXDEPTH", args.max_depth.map(|d| d.to_string()));
     let output = args.output.clone().or_else(|| inherited("OUTPUT"));
-    let output = cwd.join(output.as_deref().unwrap_or(settings::DEFAULT_OUTPUT));
+    let output = match run_dir {
+        Some(dir) => dir.join(settings::DEFAULT_OUTPUT),
+        None => cwd.join(output.as_deref().unwrap_or(settings::DEFAULT_OUTPUT)),
+    };
     set("OUTPUT", Some(output.to_string_lossy().into_owned()));
     set("FOLLOW", args.no_follow.then(|| "0".to_owned()));
     set("FLUSH", args.flush.clone());

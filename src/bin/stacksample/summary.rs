@@ -1,39 +1,30 @@
 //! The summary `record` and `dump` print on stderr (stdout stays the command's): samples
 //! taken and lost, the signal handler's measured cost, the hottest functions by self and by
-//! total samples, and the files written.
+//! total samples, and the files to open.
 
 use std::path::{Path, PathBuf};
 
-use stacksample::output::{self, profile_file};
+use stacksample::output;
 use stacksample::profile::Profile;
 use stacksample::settings::Format;
 
-use crate::merge;
+use crate::run_files::Written;
 
-/// Reads the profile files of a finished run (`prefixes`, the process first) and prints
-/// the summary with the files of `formats` each process wrote.
-pub fn print_after_run(prefixes: &[PathBuf], formats: &[Format], rows: usize) {
-    let mut profiles = Vec::new();
-    for prefix in prefixes {
-        match profile_file::read(&output::with_extension(prefix, profile_file::EXTENSION)) {
-            Ok(profile) => profiles.push(profile),
-            Err(error) => eprintln!("{error}"),
-        }
-    }
-    let Some(profile) = merge::merge(profiles) else {
+/// Prints the summary of a finished run; `dir` is its run directory, if it has one.
+pub fn print_after_run(written: &Written, dir: Option<&Path>, rows: usize) {
+    let Some(profile) = &written.profile else {
         eprintln!("{}", NO_PROFILE);
         return;
     };
-    let files: Vec<PathBuf> = prefixes
-        .iter()
-        .flat_map(|prefix| {
-            formats
-                .iter()
-                .map(|&f| output::with_extension(prefix, output::extension(f)))
-        })
-        .filter(|path| path.is_file())
-        .collect();
-    eprint!("{}", render(&profile, &files, rows));
+    eprint!("{}", render(profile, &written.files, rows));
+    if let Some(dir) = dir {
+        eprintln!(
+            "  run directory: {}/ ({} process{} with samples, each one's files inside)",
+            dir.display(),
+            written.processes,
+            if written.processes == 1 { "" } else { "es" }
+        );
+    }
 }
 
 const NO_PROFILE: &str = "\
