@@ -1,7 +1,8 @@
 //! `stacksample`: the command line around `libstacksample.so`.
 //!
 //! - `record`: runs a command with the library preloaded, forwards termination signals, exits
-//!   as the command did, then prints a summary (`record.rs`, `signals.rs`, `summary.rs`).
+//!   as the command did, writes the run's files into one place and prints a summary
+//!   (`record.rs`, `signals.rs`, `run_files.rs`, `summary.rs`).
 //! - `report`: renders profiles in any format with filters (`report.rs`, `input.rs`,
 //!   `merge.rs`, `filter.rs`).
 //! - `dump`: asks a running process to write its profile now (`dump.rs`).

@@ -24,9 +24,11 @@ Examples:
   stacksample record --duration 30s -f svg,pprof -o /tmp/prof.%p -- ./server
   stacksample record --flush 1s -- ./may-crash     # a crash loses at most 1 s
 
-Files: <output>.profile.json.gz (always; `stacksample report` renders it in any format)
-and one file per --format. Children (fork) write <output> with %p as their pid, or
-<output>.<pid> when the prefix has no %p; --no-follow leaves them unprofiled.
+Files: without -o, a run directory stacksample-<pid>/ holding each process's
+stacksample.<pid>.profile.json.gz (always; `stacksample report` renders it in any format)
+and one file per --format, and merged.<ext> for a tree of processes. With -o PREFIX,
+children (fork) write PREFIX with %p as their pid, or PREFIX.<pid> when it has no %p.
+--no-follow leaves children unprofiled; a child that took no sample leaves no files.
 
 Exit status: the command's; when a signal ended it, record ends by the same signal
 (a shell shows 128+N). Exit 127: command not found; 126: not executable.";
