@@ -3,6 +3,7 @@
 #   gcc, g++, binutils  build the C and C++ fixtures in preload-test/programs (one static:
 #                       libc6-dev), and strip them
 #   util-linux          `unshare`, for the thread-id tests; `setpriv`, for the set-user-ID test
+#   bsdutils            `script`, a terminal for the test of record's progress line
 #   golang-go           `go tool pprof`, the real consumer the pprof output is checked with
 #   python3, python3-venv  the Python package's tests (pip fetches setuptools-rust and pytest
 #                          from PyPI into a venv under target/)
@@ -17,6 +18,7 @@ command -v c++ >/dev/null || missing+=(g++)
 command -v objcopy >/dev/null || missing+=(binutils)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v setpriv >/dev/null || missing+=(util-linux)
+command -v script >/dev/null || missing+=(bsdutils)
 command -v go >/dev/null || missing+=(golang-go)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -e /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 ]] || missing+=(libgoogle-perftools4)

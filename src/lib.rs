@@ -121,6 +121,7 @@ mod threads;
 
 pub use aggregate::StackTable;
 pub use base::error::Error;
+pub use run::progress::ProgressCounter;
 pub use run::Session;
 pub use sample::StopReason;
 pub use stats::{Counters, SamplerScheduling, ThreadState};

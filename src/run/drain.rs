@@ -28,6 +28,8 @@ use crate::stats::{Counters, Stats};
 use crate::symbolize::{SymbolOptions, Symbols};
 use crate::threads;
 
+use super::progress::ProgressCounter;
+
 /// What the sampler and the session send to the drain.
 pub enum DrainMessage {
     /// Samples, module maps and dump requests from the sampler, in order.
@@ -197,6 +199,7 @@ pub struct Drain {
     aggregate: Aggregate,
     maps: HashMap<u32, Arc<ModuleMap>>,
     symbols: Symbols,
+    progress: Option<ProgressCounter>,
 }
 
 impl Drain {
@@ -208,11 +211,17 @@ impl Drain {
         let settings = &context.settings;
         let keep_timeline = settings.formats.contains(&Format::Speedscope);
         let aggregate = Aggregate::new(settings.max_stacks, keep_timeline);
+        let progress = settings.progress.as_deref().and_then(|path| {
+            ProgressCounter::open(path)
+                .map_err(|error| eprintln!("{error}; no progress is shown"))
+                .ok()
+        });
         Drain {
             context,
             aggregate,
             maps: HashMap::new(),
             symbols,
+            progress,
         }
     }
 
@@ -231,6 +240,9 @@ impl Drain {
                     if !self.aggregate.add(sample) {
                         Stats::add(&self.context.stats.table_full, 1);
                     }
+                }
+                if let Some(progress) = &self.progress {
+                    progress.add(samples.len() as u64);
                 }
             }
             DrainMessage::Engine(Delivery::Modules(map)) => {

@@ -29,11 +29,14 @@ const FLUSH: &str = "STACKSAMPLE_FLUSH";
 const MODE: &str = "STACKSAMPLE_MODE";
 const FOLLOW: &str = "STACKSAMPLE_FOLLOW";
 const SIGNAL: &str = "STACKSAMPLE_SIGNAL";
+/// Set by `stacksample record`: the file of the run's sample count so far.
+const PROGRESS: &str = "STACKSAMPLE_PROGRESS";
 /// Where the `stacksample` command finds the library; set in a shell, it must not stop a
 /// program that the library is preloaded into by hand.
 const LIB: &str = "STACKSAMPLE_LIB";
-const KNOWN: [&str; 16] = [
+const KNOWN: [&str; 17] = [
     LIB,
+    PROGRESS,
     SIGNAL,
     FOLLOW,
     MODE,
@@ -98,6 +101,7 @@ impl Settings {
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
                 DEBUG_DIRS => settings.debug_dirs = parse_dirs(DEBUG_DIRS, &value, start_dir)?,
+                PROGRESS => settings.progress = Some(parse_progress(&value, start_dir)?),
                 LIB => {}
                 _ => {
                     return Err(Error::UnknownSetting {
@@ -291,6 +295,14 @@ fn parse_count(
             format!("the default is {default}"),
         )),
     }
+}
+
+fn parse_progress(value: &str, start_dir: &Path) -> Result<PathBuf, Error> {
+    if value.is_empty() {
+        let hint = "it is set by `stacksample record`; unset it";
+        return Err(Error::setting(PROGRESS, value, "the path is empty", hint));
+    }
+    Ok(start_dir.join(value))
 }
 
 fn parse_output(value: &str, pid: i32, start_dir: &Path) -> Result<PathBuf, Error> {

@@ -122,6 +122,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Forked children profile themselves into their own files (else they stay inert).
     pub follow: bool,
+    /// The run's shared sample count (`stacksample record` shows it while it runs).
+    pub progress: Option<PathBuf>,
 }
 
 impl Settings {
@@ -146,6 +148,7 @@ impl Settings {
             flush: None,
             mode: Mode::Wall,
             follow: true,
+            progress: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! - `record`: runs a command with the library preloaded, forwards termination signals, exits
 //!   as the command did, writes the run's files into one place and prints a summary
-//!   (`record.rs`, `signals.rs`, `run_files.rs`, `summary.rs`).
+//!   (`record.rs`, `signals.rs`, `progress_line.rs`, `run_files.rs`, `summary.rs`).
 //! - `report`: renders profiles in any format with filters (`report.rs`, `input.rs`,
 //!   `merge.rs`, `filter.rs`).
 //! - `dump`: asks a running process to write its profile now (`dump.rs`).
@@ -15,6 +15,7 @@ mod filter;
 mod input;
 mod library;
 mod merge;
+mod progress_line;
 mod record;
 mod report;
 mod run_files;

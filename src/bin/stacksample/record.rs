@@ -13,6 +13,7 @@ use clap::Args;
 use stacksample::settings::{self, Format, Settings};
 
 use crate::failure::Failure;
+use crate::progress_line::ProgressLine;
 use crate::signals::{self, Target};
 use crate::{input, library, run_files, summary};
 
@@ -102,7 +103,22 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         true => None,
         false => Some(run_files::create_dir(&cwd)?),
     };
-    let vars = settings_vars(&args, &cwd, run_dir.as_deref())?;
+    let mut vars = settings_vars(&args, &cwd, run_dir.as_deref())?;
+    let progress = (!args.quiet)
+        .then(|| {
+            let file = format!(".stacksample-progress-{}", std::process::id());
+            ProgressLine::start(
+                run_dir
+                    .as_deref()
+                    .unwrap_or(&std::env::temp_dir())
+                    .join(file),
+            )
+        })
+        .flatten();
+    if let Some(progress) = &progress {
+        let path = progress.path().to_string_lossy().into_owned();
+        vars.push((format!("{}PROGRESS", settings::PREFIX), path));
+    }
     let checked = Settings::from_vars(inherited_and(&vars), 0, &cwd)
         .map_err(|error| flag_failure(error, &args))?;
     let duration = args
@@ -113,6 +129,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
 
     let started = SystemTime::now();
     let ended = run_command(command(&args, &library, &vars), &args.command[0], duration)?;
+    drop(progress);
     let written = Settings::from_vars(inherited_and(&vars), ended.pid, &cwd)?;
     let prefixes = input::written_since(&written, started);
     let run = run_files::finish(&prefixes, &checked.formats, run_dir.as_deref());
