@@ -87,10 +87,13 @@ fn first_stack(tid: i32, max_depth: usize, wait: Wait) -> Result<Vec<StackEntry>
     timer.interval(ONE_SHOT_INTERVAL).max_depth(max_depth);
     timer.start()?;
     let stack = match wait {
-        Wait::Block => first.recv_timeout(FIRST_STACK_TIMEOUT).ok(),
+        Wait::Block => wait_while_alive(tid, &first),
         Wait::Spin => spin_for(&first),
     };
     timer.join()?;
+    if stack.is_none() && !threads::exists(tid) {
+        return Err(ended(tid));
+    }
     stack.ok_or_else(|| Error::System {
         action: "take a stack of the thread",
         source: std::io::Error::new(
@@ -98,6 +101,33 @@ fn first_stack(tid: i32, max_depth: usize, wait: Wait) -> Result<Vec<StackEntry>
             format!("thread {tid} gave no sample in {FIRST_STACK_TIMEOUT:?} (ended, or blocks the sampling signal)"),
         ),
     })
+}
+
+/// How often a blocked wait looks whether the thread is still there.
+const ALIVE_CHECK: Duration = Duration::from_millis(10);
+
+/// Waits for the first stack while thread `tid` lives, so a thread that ends is told at
+/// once, not after the timeout.
+fn wait_while_alive(tid: i32, first: &Receiver<Vec<StackEntry>>) -> Option<Vec<StackEntry>> {
+    let started = Instant::now();
+    while started.elapsed() < FIRST_STACK_TIMEOUT {
+        if let Ok(stack) = first.recv_timeout(ALIVE_CHECK) {
+            return Some(stack);
+        }
+        if !threads::exists(tid) {
+            return first.try_recv().ok();
+        }
+    }
+    None
+}
+
+/// The error of a stack asked of a thread that ended before it gave one.
+fn ended(tid: i32) -> Error {
+    Error::argument(
+        "thread id",
+        tid,
+        "the thread ended before its stack was taken",
+    )
 }
 
 fn spin_for(first: &Receiver<Vec<StackEntry>>) -> Option<Vec<StackEntry>> {
