@@ -9,8 +9,16 @@ cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
 
-# The Python package, built from the repo by pip (setuptools-rust builds the library) into a
-# venv under target/, and its tests: the seed API's examples and the stacksample module.
+# The Python wheel (scripts/build-wheel.sh), installed into a fresh venv with no Rust
+# toolchain on PATH, and its tests run against it: the seed API's examples, numba's shapes
+# and the stacksample module.
+wheel=$(scripts/build-wheel.sh | tail -n 1)
+rm -rf target/pyvenv
 python3 -m venv target/pyvenv
-target/pyvenv/bin/pip install -q --upgrade pytest ./python
-target/pyvenv/bin/python -m pytest -q python/tests
+no_rust_path=/usr/local/bin:/usr/bin:/bin
+if PATH=$no_rust_path command -v cargo >/dev/null; then
+    echo "test.sh: cargo is on $no_rust_path; the wheel test needs a PATH without Rust" >&2
+    exit 1
+fi
+PATH=$no_rust_path target/pyvenv/bin/pip install -q pytest "$wheel"
+(cd target && PATH=$no_rust_path pyvenv/bin/python -m pytest -q -p no:cacheprovider ../python/tests)
