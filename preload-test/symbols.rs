@@ -245,3 +245,46 @@ fn unloaded_library_keeps_its_names() {
         plugin.file_name().unwrap().to_str().unwrap()
     );
 }
+
+#[test]
+fn libc_internals_are_named_from_the_installed_debug_file() {
+    // scripts/install-deps.sh installs libc6-dbg: the symbol table of libc's debug file
+    // names what the stripped libc.so.6 leaves unnamed.
+    let exe = build("alloc_storm", &["-O2"]);
+    let env = [FAST, ("STACKSAMPLE_TID", "all")];
+    let run = run(&exe, &["2", "0.5"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let report = run.report();
+    let libc = |name: &str| {
+        report
+            .functions
+            .get(name)
+            .is_some_and(|row| row.2 == "libc.so.6" && row.0 > 0)
+    };
+    for name in ["_int_malloc", "start_thread", "__libc_start_call_main"] {
+        assert!(libc(name), "{name} not named in\n{}", report.text);
+    }
+    // What is left unnamed is code no symbol covers (the PLT): a stray sample or two.
+    let unnamed: u64 = report
+        .functions
+        .iter()
+        .filter(|(name, _)| name.starts_with("libc.so.6+"))
+        .map(|(_, row)| row.1)
+        .sum();
+    assert!(unnamed * 100 <= report.samples(), "{}", report.text);
+    // Thread stacks start where the kernel starts the thread, and count as complete.
+    let folded = run.folded();
+    let workers = folded.count(|frames| {
+        frames.contains(&"storm_worker".to_owned()) && !frames.contains(&"main".to_owned())
+    });
+    assert!(workers > 0, "{:?}", folded.stacks);
+    let from_thread_start = folded.count(|frames| {
+        frames.len() > 2 && frames[0].ends_with("clone3") && frames[1] == "start_thread"
+    });
+    assert!(from_thread_start >= workers, "{:?}", folded.stacks);
+    assert!(
+        report.number("incomplete") * 100 <= report.samples(),
+        "{}",
+        report.text
+    );
+}

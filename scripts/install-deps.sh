@@ -4,6 +4,7 @@
 #                       libc6-dev), and strip them
 #   util-linux          `unshare`, for the thread-id tests; `setpriv`, for the set-user-ID test
 #   bsdutils            `script`, a terminal for the test of record's progress line
+#   libc6-dbg           libc's debug file, whose symbol table names libc's internal functions
 #   golang-go           `go tool pprof`, the real consumer the pprof output is checked with
 #   python3, python3-venv  the Python package's tests (pip fetches setuptools-rust and pytest
 #                          from PyPI into a venv under target/)
@@ -19,6 +20,7 @@ command -v objcopy >/dev/null || missing+=(binutils)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v script >/dev/null || missing+=(bsdutils)
+dpkg -s libc6-dbg >/dev/null 2>&1 || missing+=(libc6-dbg)
 command -v go >/dev/null || missing+=(golang-go)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -e /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 ]] || missing+=(libgoogle-perftools4)

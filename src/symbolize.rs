@@ -161,27 +161,37 @@ impl Symbols {
         // blazesym follows build ids only from a debuglink; a stripped file without one
         // still has its debug file under <debug dir>/.build-id/xx/yyyy.debug.
         let debug_file = self.build_id_debug_file(module);
-        let symbolize = |debug_syms: bool| {
-            let file = match (&debug_file, debug_syms) {
-                (Some(debug_file), true) => debug_file,
-                _ => path,
-            };
+        let symbolize = |file: &PathBuf, debug_syms: bool, offsets: &[u64]| {
             let mut elf = Elf::new(file);
             elf.debug_syms = debug_syms;
             let source = Source::Elf(elf);
             let results = self
                 .symbolizer
-                .symbolize(&source, Input::VirtOffset(&offsets));
+                .symbolize(&source, Input::VirtOffset(offsets));
             results.unwrap_or_else(|_| {
                 let unknown = || Symbolized::Unknown(blazesym::symbolize::Reason::IgnoredError);
                 offsets.iter().map(|_| unknown()).collect()
             })
         };
-        let symbols = symbolize(false);
-        let debug = if self.lines {
-            symbolize(true)
-        } else {
-            Vec::new()
+        let mut symbols = symbolize(path, false, &offsets);
+        if let Some(debug_file) = &debug_file {
+            // A stripped library's static functions (`_int_malloc`, `start_thread`) are in
+            // the symbol table of its debug file: read that table, not its DWARF.
+            let unnamed: Vec<usize> = (0..symbols.len())
+                .filter(|&i| matches!(symbols[i], Symbolized::Unknown(_)))
+                .collect();
+            if !unnamed.is_empty() {
+                let wanted: Vec<u64> = unnamed.iter().map(|&i| offsets[i]).collect();
+                let found = symbolize(debug_file, false, &wanted);
+                for (index, symbol) in unnamed.into_iter().zip(found) {
+                    symbols[index] = symbol;
+                }
+            }
+        }
+        let debug = match (&debug_file, self.lines) {
+            (Some(debug_file), true) => symbolize(debug_file, true, &offsets),
+            (None, true) => symbolize(path, true, &offsets),
+            (_, false) => Vec::new(),
         };
         let mut debug = debug.into_iter();
         addresses
