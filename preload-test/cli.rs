@@ -1,7 +1,8 @@
 //! The `stacksample` command line, run as a user runs it: `record` keeps the command's exit
 //! code or signal and leaves a complete profile when interrupted; `report` renders what the
 //! library wrote, byte for byte, and each filter changes what it should; `dump` writes the
-//! profile of a running process and refuses one without the library.
+//! profile of a running process and refuses one without the library; the bash completions
+//! complete in bash, and the manual pages cover every subcommand.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -880,4 +881,72 @@ fn dump_refuses_a_process_without_the_library() {
         "{stderr}"
     );
     assert!(stderr.contains("stacksample record"), "{stderr}");
+}
+
+/// The stdout of `stacksample args`, which must succeed.
+fn run_ok(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = stacksample(dir.path()).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+#[test]
+fn bash_completes_subcommands_and_options() {
+    let script = run_ok(&["completions", "bash"]);
+    assert!(script.contains("record") && script.contains("--interval"));
+    // What a user gets from Tab in bash, with the script loaded as ~/.bashrc would load it.
+    let complete = |words: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stacksample.bash");
+        std::fs::write(&path, &script).unwrap();
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _stacksample stacksample \"${{COMP_WORDS[COMP_CWORD]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                path.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let subcommands = complete("stacksample re");
+    assert_eq!(
+        subcommands.lines().collect::<Vec<_>>(),
+        ["record", "report"]
+    );
+    assert_eq!(complete("stacksample record --inter").trim(), "--interval");
+
+    let zsh = run_ok(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef stacksample"), "{zsh}");
+    assert!(run_ok(&["completions", "fish"]).contains("-l interval"));
+}
+
+#[test]
+fn the_manual_pages_describe_every_subcommand() {
+    let page = run_ok(&["man"]);
+    assert!(page.contains(".TH stacksample 1"), "{page}");
+    let subcommands = &page[page.find(".SH SUBCOMMANDS").unwrap()..];
+    for name in ["record", "report", "dump", "completions", "man"] {
+        assert!(
+            subcommands.contains(&format!("stacksample\\-{name}(1)")),
+            "{name} missing from {subcommands}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&["man", "--dir", dir.path().to_str().unwrap()]);
+    let record = std::fs::read_to_string(dir.path().join("stacksample-record.1")).unwrap();
+    assert!(record.contains(".TH stacksample-record 1"), "{record}");
+    assert!(record.contains("\\-\\-interval"), "{record}");
+    for name in ["report", "dump", "completions", "man"] {
+        assert!(dir.path().join(format!("stacksample-{name}.1")).is_file());
+    }
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Proves in a real headless browser (Debian's Chromium, driven by playwright-core) that the flame
-# graph SVG written by stacksample renders, and that inferno's search, zoom and tooltips work in it.
+# graph SVG written by stacksample renders, that inferno's search, zoom and tooltips work in it, and
+# that the first screen of a deep profile (Debian's python3 running imports and a 60-deep recursion)
+# shows the title and the hottest function, with no label cut to a stub.
 #
 #   scripts/check-svg-browser.sh
 #
 # Installs, if missing: chromium (Debian, as root) and playwright-core (npm, into a scratch dir
-# removed on exit; no browser download). Needs cargo, cc, node and npm.
+# removed on exit; no browser download). Needs cargo, cc, node, npm and /usr/bin/python3.
 # SVG_CHECK_SCREENSHOT=path.png sets where the screenshot of the rendered graph goes (default: the
 # scratch dir, kept); screenshots after the search and after the zoom are written beside it as
-# *-search.png and *-zoom.png.
+# *-search.png and *-zoom.png, and the deep profile's first screen (1280x800, not scrolled) as
+# *-first-screen.png.
+# SVG_CHECK_LIBRARY=path/libstacksample.so checks the graphs that library writes instead of
+# building one (for example an older build, to see what the check catches).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +37,7 @@ fail() {
 chromium_bin=/usr/bin/chromium
 
 # --- tools -------------------------------------------------------------------------------------
+[[ -x /usr/bin/python3 ]] || fail "/usr/bin/python3 is not installed"
 for tool in cargo cc node npm; do
     command -v "$tool" >/dev/null || fail "'$tool' is not installed"
 done
@@ -51,10 +57,15 @@ mkdir -p "$scratch/node"
     { cat "$scratch/npm.log" >&2; fail "npm install playwright-core failed"; }
 
 # --- profile -----------------------------------------------------------------------------------
-echo "building libstacksample.so and the hot.c fixture"
-(cd "$root" && cargo build --release --quiet)
-lib=${CARGO_TARGET_DIR:-$root/target}/release/libstacksample.so
+if [[ -n ${SVG_CHECK_LIBRARY:-} ]]; then
+    lib=$SVG_CHECK_LIBRARY
+else
+    echo "building libstacksample.so"
+    (cd "$root" && cargo build --release --quiet --lib)
+    lib=${CARGO_TARGET_DIR:-$root/target}/release/libstacksample.so
+fi
 [[ -f $lib ]] || fail "$lib was not built"
+echo "building the hot.c fixture"
 cc -O2 -g -o "$scratch/hot" "$root/preload-test/programs/hot.c"
 
 echo "profiling ./hot 4000 at 1 kHz"
@@ -67,6 +78,21 @@ svg=$scratch/out/prof.svg
 for fn in 'function init(' 'function search(' 'function search_prompt(' 'function zoom('; do
     grep -qF "$fn" "$svg" || fail "the SVG's script has no '$fn'"
 done
+
+deep_program=$root/preload-test/programs/deep_imports.py
+echo "profiling /usr/bin/python3 $deep_program at 1 kHz"
+LD_PRELOAD=$lib STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_OUTPUT=$scratch/out/deep \
+    /usr/bin/python3 "$deep_program" >/dev/null
+deep_svg=$scratch/out/deep.svg
+[[ -s $deep_svg ]] || fail "no SVG written at $deep_svg"
+# The hottest function: the leaf of the most samples, summed over its stacks (a line is
+# "stack count"; names may hold spaces).
+hottest=$(awk '{ n = split(substr($0, 1, length($0) - length($NF) - 1), f, ";"); self[f[n]] += $NF }
+               END { for (name in self) print self[name] "\t" name }' "$scratch/out/deep.folded" |
+    sort -t$'\t' -k1,1nr | head -1)
+[[ -n $hottest ]] || fail "the deep profile's folded stacks are empty"
+hottest_name=${hottest#*$'\t'}
+echo "hottest function of the deep profile: $hottest_name (${hottest%%$'\t'*} samples as leaf)"
 
 if [[ -n ${SVG_CHECK_SCREENSHOT:-} ]]; then
     shot=$SVG_CHECK_SCREENSHOT
@@ -246,11 +272,133 @@ function check(cond, msg) {
 });
 EOF
 
+cat >"$scratch/node/first-screen.js" <<'EOF'
+// The first screen of a deep profile, as a laptop browser opens it: 1280x800, not scrolled.
+const { chromium } = require('playwright-core');
+const path = require('path');
+const [svgPath, shot, chromiumBin, profileDir, hottest] = process.argv.slice(2);
+// A cut label keeps at least this many characters of the name (src/output/svg.rs).
+const MIN_LABEL_CHARS = 6;
+const VIEW = { width: 1280, height: 800 };
+
+class CheckError extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new CheckError(msg);
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: chromiumBin,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           '--disable-dev-shm-usage'],
+    env: { ...process.env, HOME: profileDir, XDG_CONFIG_HOME: profileDir, XDG_CACHE_HOME: profileDir },
+  });
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: VIEW });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.goto('file://' + path.resolve(svgPath), { waitUntil: 'load' });
+    await page.waitForFunction(() => typeof total_samples === 'number' && total_samples > 0,
+                               null, { timeout: 10000 })
+      .catch(() => { throw new CheckError('inferno init() never ran (total_samples unset)'); });
+    await page.waitForTimeout(200); // fluid drawing relayout runs from a setTimeout(0)
+    await page.screenshot({ path: shot }); // the viewport only: what the first screen shows
+
+    const seen = await page.evaluate(({ hottest, minChars }) => {
+      const box = (e) => {
+        const b = e.getBoundingClientRect();
+        return { top: b.top, bottom: b.bottom, left: b.left, right: b.right, width: b.width };
+      };
+      const title = document.getElementById('title');
+      // The hottest function's widest frame: where most of its samples are drawn.
+      let widest = null;
+      for (const g of document.querySelectorAll('#frames > g')) {
+        if (!g.querySelector('title').textContent.startsWith(hottest + ' (')) continue;
+        const samples = parseInt(g.querySelector('rect').getAttribute('fg:w'));
+        if (!widest || samples > widest.samples) widest = { g, samples };
+      }
+      const labels = [...document.querySelectorAll('#frames > g > text')].map((t) => t.textContent);
+      return {
+        scrollY: window.scrollY,
+        height: document.documentElement.getBoundingClientRect().height,
+        title: title && { text: title.textContent, box: box(title) },
+        frame: widest && {
+          title: widest.g.querySelector('title').textContent,
+          rect: box(widest.g.querySelector('rect')),
+          label: widest.g.querySelector('text').textContent,
+          labelBox: box(widest.g.querySelector('text')),
+        },
+        stubs: labels.filter((l) => (l.startsWith('..') || l.endsWith('..')) &&
+                                    l.length < minChars + 2),
+        labels: labels.filter((l) => l !== '').length,
+      };
+    }, { hottest, minChars: MIN_LABEL_CHARS });
+    const inView = (b) => b.width > 0 && b.top >= 0 && b.left >= 0 &&
+                          b.bottom <= VIEW.height && b.right <= VIEW.width;
+    const where = (b) => `x ${b.left.toFixed(0)}..${b.right.toFixed(0)}, ` +
+                         `y ${b.top.toFixed(0)}..${b.bottom.toFixed(0)}`;
+    check(seen.scrollY === 0, `the page opened scrolled to ${seen.scrollY}px`);
+    check(seen.title && seen.title.text, 'the graph has no title');
+    check(inView(seen.title.box), `the title '${seen.title.text}' is at ${where(seen.title.box)}, ` +
+          'outside the first screen (1280x800)');
+    check(seen.frame, `no frame titled ${hottest}`);
+    check(inView(seen.frame.rect), `the hottest function's widest frame '${seen.frame.title}' is at ` +
+          `${where(seen.frame.rect)} of a ${seen.height.toFixed(0)}px tall graph, outside the ` +
+          'first screen (1280x800)');
+    // inferno's script keeps the space before the title's "(N samples...)".
+    check(seen.frame.label.trim() === hottest && inView(seen.frame.labelBox),
+          `the hottest function's widest frame is labelled '${seen.frame.label}', not '${hottest}'`);
+    check(seen.stubs.length === 0, `${seen.stubs.length} labels are cut to stubs, e.g. ` +
+          seen.stubs.slice(0, 5).map((s) => `'${s}'`).join(', '));
+    console.log(`first screen: graph ${seen.height.toFixed(0)}px tall; title at ` +
+                `${where(seen.title.box)}; '${seen.frame.title}' at ${where(seen.frame.rect)}; ` +
+                `${seen.labels} labels, none a stub`);
+
+    // Tooltip and zoom work in this layout too: hover, then click the hottest frame.
+    const r = seen.frame.rect;
+    const [x, y] = [(r.left + r.right) / 2, (r.top + r.bottom) / 2];
+    await page.mouse.move(x, y);
+    const details = await page.evaluate(() => document.getElementById('details').textContent);
+    check(details === 'Function: ' + seen.frame.title,
+          `hovering ${hottest} shows details '${details}'`);
+    await page.mouse.click(x, y);
+    const zoomed = await page.evaluate((t) => {
+      const g = [...document.querySelectorAll('#frames > g')]
+        .find((g) => g.querySelector('title').textContent === t);
+      return {
+        frame: g.querySelector('rect').getBoundingClientRect().width,
+        frames: document.getElementById('frames').getBoundingClientRect().width,
+        unzoom: !document.getElementById('unzoom').classList.contains('hide'),
+      };
+    }, seen.frame.title);
+    check(zoomed.unzoom && zoomed.frame >= 0.98 * zoomed.frames,
+          `zoom ${hottest}: its frame is ${zoomed.frame.toFixed(1)}px of ${zoomed.frames.toFixed(1)}px`);
+    console.log(`first screen: hover and zoom on ${hottest} work`);
+    check(errors.length === 0, `the page reported errors:\n  ${errors.join('\n  ')}`);
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => {
+  console.error(e instanceof CheckError ? e.message : (e.stack || String(e)));
+  process.exit(1);
+});
+EOF
+
 echo "checking $svg in $("$chromium_bin" --version 2>/dev/null)"
 mkdir -p "$scratch/profile"
 TMPDIR=$scratch/profile node "$scratch/node/check.js" "$svg" "$shot" "$chromium_bin" "$scratch/profile" ||
     fail "browser check of the flame graph (see above)"
 [[ -s $shot ]] || fail "no screenshot at $shot"
 
-echo "screenshot: $shot (search: ${shot%.png}-search.png, zoom: ${shot%.png}-zoom.png)"
+first_screen=${shot%.png}-first-screen.png
+echo "checking the first screen of the deep profile's graph"
+TMPDIR=$scratch/profile node "$scratch/node/first-screen.js" "$deep_svg" "$first_screen" \
+    "$chromium_bin" "$scratch/profile" "$hottest_name" ||
+    fail "the first screen of the deep profile's graph (see above; screenshot: $first_screen)"
+
+echo "screenshots: $shot (search: ${shot%.png}-search.png, zoom: ${shot%.png}-zoom.png;" \
+    "the deep profile's first screen: $first_screen)"
 echo "svg browser check: ok"

@@ -11,6 +11,8 @@
 #   libgoogle-perftools4  tcmalloc, the allocator the gauntlet preloads beside the library
 #   perl, gzip, xz-utils, bzip2, sqlite3, make
 #                       real programs the gauntlet runs plain and profiled
+#   chromium, nodejs, npm  scripts/check-svg-browser.sh opens the flame graph in headless Chromium,
+#                          driven by playwright-core (npm fetches it into a scratch dir)
 set -euo pipefail
 
 missing=()
@@ -31,6 +33,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -x /usr/bin/bzip2 ]] || missing+=(bzip2)
 [[ -x /usr/bin/sqlite3 ]] || missing+=(sqlite3)
 [[ -x /usr/bin/make ]] || missing+=(make)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     apt-get update -qq

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), unit tests, and the
-# integration tests in preload-test/ that run real C programs under LD_PRELOAD.
+# integration tests in preload-test/ that run real C programs under LD_PRELOAD, and the flame
+# graph in a headless browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
+scripts/check-svg-browser.sh
 
 # The Python wheel (scripts/build-wheel.sh), installed into a fresh venv with no Rust
 # toolchain on PATH, and its tests run against it: the seed API's examples, numba's shapes

@@ -6,12 +6,15 @@
 //! - `report`: renders profiles in any format with filters (`report.rs`, `input.rs`,
 //!   `merge.rs`, `filter.rs`).
 //! - `dump`: asks a running process to write its profile now (`dump.rs`).
+//! - `completions`, `man`: shell completions and manual pages from these definitions
+//!   (`generated.rs`).
 //!
 //! `library.rs` finds the `.so`; `failure.rs` is the error every subcommand returns.
 
 mod dump;
 mod failure;
 mod filter;
+mod generated;
 mod input;
 mod library;
 mod merge;
@@ -24,7 +27,7 @@ mod summary;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +46,8 @@ enum Command {
     Record(record::RecordArgs),
     Report(report::ReportArgs),
     Dump(dump::DumpArgs),
+    Completions(generated::CompletionsArgs),
+    Man(generated::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,10 @@ fn main() -> ExitCode {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Dump(args) => dump::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            generated::completions(args, Cli::command()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man(args) => generated::man(args, Cli::command()).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|failure| {
         eprintln!("{failure}");
