@@ -44,6 +44,16 @@ def test_the_local_stack_starts_at_the_caller():
     assert NUMBA_LINE.match(lines[0]), lines
 
 
+def test_named_lines_read_as_numbas_and_libc_is_named():
+    # With libc's debug file installed (scripts/install-deps.sh), libc's frames have names;
+    # code without any symbol (a stripped interpreter's static functions) is the exception.
+    stack = stacktrace.get_thread_stack(threading.get_ident())
+    libc = [e for e in stack if e.name.startswith("libc.so") or "libc_start" in e.name]
+    assert libc and all(not e.name.startswith("libc.so") for e in libc), stack
+    named = [str(e) for e in stack if "+0x" not in e.name]
+    assert named and all(NUMBA_LINE.match(line) for line in named), named
+
+
 @pytest.mark.parametrize("bufsize", [0, 10, 50, 100, 300])
 def test_what_print_stack_prints_fits_in_bufsize(bufsize):
     output = printed(_bufsize=bufsize)
