@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! LD_PRELOAD=target/release/libstacksample.so STACKSAMPLE_TID=main ./program args
-//! #  -> stacksample.<pid>.txt (header + top functions), stacksample.<pid>.folded
+//! #  -> stacksample.<pid>.txt (functions by self and total, then the counters), .folded
 //! ```
 //!
 //! ## How a sample travels
@@ -48,7 +48,8 @@
 //! 8. `aggregate`, `symbolize`: counts of raw stacks; names, at dump time only.
 //! 9. `profile`: the symbolized profile every output renders.
 //! 10. `output`: one module per format, files replaced atomically.
-//! 11. `run`: a session's wiring, and the drain thread that writes its profiles.
+//! 11. `run`: a session's wiring, the drain thread that writes its profiles, and the
+//!     run's shared sample count that `stacksample record` shows as progress.
 //! 12. `api`: `Timer`, `Profiler` and one-shot stacks (numba's `stacktrace.tools` API).
 //! 13. `capi`, `preload`: the C ABI; the constructor, destructor and `exec*` interposers.
 //!
@@ -58,7 +59,7 @@
 //! (what a session is asked to do), [`profile`] and [`output`] (reading, filtering and
 //! writing a saved profile, as the `stacksample` command line does), and at the root
 //! [`Session`], [`Error`], [`StopReason`], [`Counters`], [`SamplerScheduling`],
-//! [`StackTable`], [`ThreadState`] and [`current_tid`]. The C ABI is `include/stacksample.h`.
+//! [`StackTable`], [`ThreadState`], [`ProgressCounter`] and [`current_tid`]. The C ABI is `include/stacksample.h`.
 //!
 //! ## From Rust
 //!
