@@ -148,66 +148,97 @@ pub fn write_function_tables(
         .filter(|s| tid.is_none_or(|tid| s.tid == tid))
         .map(|s| s.count)
         .sum();
-    let total = samples.max(1) as f64;
-    let percent = |n: u64| 100.0 * n as f64 / total;
-    let mut counts = profile.function_counts(tid);
-    let name = |row: &FunctionCount| {
-        let function = &profile.functions[row.function];
-        format!("{}  [{}]", function.name, function.module)
+    let table = Table {
+        profile,
+        counts: profile.function_counts(tid),
+        samples: samples.max(1) as f64,
+        rows,
+        indent,
     };
+    table.write(By::SelfCount, out)?;
+    writeln!(out)?;
+    table.write(By::Total, out)
+}
 
-    counts.sort_by(|a, b| {
-        (b.self_count, b.total)
-            .cmp(&(a.self_count, a.total))
-            .then_with(|| name(a).cmp(&name(b)))
-    });
-    writeln!(
-        out,
-        "{indent}## functions by self samples: the function itself was running"
-    )?;
-    writeln!(
-        out,
-        "{indent}{:>8} {:>7} {:>8} {:>7}  function  [module]",
-        "self", "self%", "total", "total%"
-    )?;
-    for row in counts.iter().filter(|r| r.self_count > 0).take(rows) {
+/// The count a function table is sorted by, and shows first.
+#[derive(Clone, Copy)]
+enum By {
+    SelfCount,
+    Total,
+}
+
+impl By {
+    /// The leading count of `row`, then the other.
+    fn counts(self, row: &FunctionCount) -> (u64, u64) {
+        match self {
+            By::SelfCount => (row.self_count, row.total),
+            By::Total => (row.total, row.self_count),
+        }
+    }
+}
+
+/// The per-function counts of a function table.
+struct Table<'p> {
+    profile: &'p Profile,
+    counts: Vec<FunctionCount>,
+    samples: f64,
+    rows: usize,
+    indent: &'p str,
+}
+
+impl Table<'_> {
+    fn write(&self, by: By, out: &mut dyn Write) -> io::Result<()> {
+        let indent = self.indent;
+        let (heading, first, second) = match by {
+            By::SelfCount => (
+                "self samples: the function itself was running",
+                "self",
+                "total",
+            ),
+            By::Total => (
+                "total samples: the function was on the stack",
+                "total",
+                "self",
+            ),
+        };
+        writeln!(out, "{indent}## functions by {heading}")?;
         writeln!(
             out,
-            "{indent}{:>8} {:>6.2}% {:>8} {:>6.2}%  {}",
-            row.self_count,
-            percent(row.self_count),
-            row.total,
-            percent(row.total),
-            name(row)
+            "{indent}{first:>8} {:>7} {second:>8} {:>7}  function  [module]",
+            format!("{first}%"),
+            format!("{second}%")
         )?;
+        let mut rows: Vec<&FunctionCount> = self
+            .counts
+            .iter()
+            .filter(|row| by.counts(row).0 > 0)
+            .collect();
+        rows.sort_by(|a, b| {
+            by.counts(b)
+                .cmp(&by.counts(a))
+                .then_with(|| self.name(a).cmp(&self.name(b)))
+        });
+        for row in rows.into_iter().take(self.rows) {
+            let (first, second) = by.counts(row);
+            writeln!(
+                out,
+                "{indent}{first:>8} {:>6.2}% {second:>8} {:>6.2}%  {}",
+                self.percent(first),
+                self.percent(second),
+                self.name(row)
+            )?;
+        }
+        Ok(())
     }
 
-    counts.sort_by(|a, b| {
-        (b.total, b.self_count)
-            .cmp(&(a.total, a.self_count))
-            .then_with(|| name(a).cmp(&name(b)))
-    });
-    writeln!(
-        out,
-        "\n{indent}## functions by total samples: the function was on the stack"
-    )?;
-    writeln!(
-        out,
-        "{indent}{:>8} {:>7} {:>8} {:>7}  function  [module]",
-        "total", "total%", "self", "self%"
-    )?;
-    for row in counts.iter().take(rows) {
-        writeln!(
-            out,
-            "{indent}{:>8} {:>6.2}% {:>8} {:>6.2}%  {}",
-            row.total,
-            percent(row.total),
-            row.self_count,
-            percent(row.self_count),
-            name(row)
-        )?;
+    fn percent(&self, count: u64) -> f64 {
+        100.0 * count as f64 / self.samples
     }
-    Ok(())
+
+    fn name(&self, row: &FunctionCount) -> String {
+        let function = &self.profile.functions[row.function];
+        format!("{}  [{}]", function.name, function.module)
+    }
 }
 
 /// `## counters`: the run, and what was sampled and lost, as sums.
