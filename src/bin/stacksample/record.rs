@@ -128,8 +128,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         .transpose()?;
 
     let started = SystemTime::now();
-    let ended = run_command(command(&args, &library, &vars), &args.command[0], duration)?;
+    let ended = run_command(command(&args, &library, &vars), &args.command[0], duration);
     drop(progress);
+    let ended = ended.inspect_err(|_| {
+        run_dir
+            .iter()
+            .for_each(|dir| run_files::remove_if_empty(dir))
+    })?;
     let written = Settings::from_vars(inherited_and(&vars), ended.pid, &cwd)?;
     let prefixes = input::written_since(&written, started);
     let run = run_files::finish(&prefixes, &checked.formats, run_dir.as_deref());
@@ -230,26 +235,25 @@ fn flag_failure(error: stacksample::Error, args: &RecordArgs) -> Failure {
     else {
         return error.into();
     };
-    let typed = |value: &Option<String>| value.clone();
     let flags = [
-        ("TID", "-t/--threads", typed(&args.threads)),
-        ("THREAD", "--thread-name", typed(&args.thread_name)),
-        ("INTERVAL", "-i/--interval", typed(&args.interval)),
+        ("TID", "-t/--threads", args.threads.clone()),
+        ("THREAD", "--thread-name", args.thread_name.clone()),
+        ("INTERVAL", "-i/--interval", args.interval.clone()),
         ("INTERVAL", "-F/--freq", args.freq.map(|hz| hz.to_string())),
-        ("MODE", "--mode", typed(&args.mode)),
+        ("MODE", "--mode", args.mode.clone()),
         (
             "MAXDEPTH",
             "--max-depth",
             args.max_depth.map(|d| d.to_string()),
         ),
-        ("OUTPUT", "-o/--output", typed(&args.output)),
-        ("FLUSH", "--flush", typed(&args.flush)),
-        ("FORMAT", "-f/--format", typed(&args.format)),
+        ("OUTPUT", "-o/--output", args.output.clone()),
+        ("FLUSH", "--flush", args.flush.clone()),
+        ("FORMAT", "-f/--format", args.format.clone()),
     ];
-    let given = flags.into_iter().find_map(|(var, flag, value)| {
-        let var_matches = name.strip_prefix(settings::PREFIX) == Some(var);
-        Some((flag, value.filter(|_| var_matches)?))
-    });
+    let var = name.strip_prefix(settings::PREFIX);
+    let given = flags
+        .into_iter()
+        .find_map(|(flag_var, flag, value)| Some((flag, value.filter(|_| var == Some(flag_var))?)));
     match given {
         Some((flag, value)) => {
             Failure::new(format!("{flag} {value:?}: {problem}")).hint(hint.clone())

@@ -2,7 +2,8 @@
 //! `stacksample-<pid>/` (the pid of `record`): each process's files inside, and, when more
 //! than one process took samples, the merged profile of the whole tree beside them as
 //! `merged.<ext>` in every requested format. Processes that took no sample leave nothing
-//! (the one the run started keeps its files, so an empty run still says what happened).
+//! (the one the run started keeps its files, so an empty run still says what happened);
+//! a run that wrote nothing leaves no directory.
 
 use std::path::{Path, PathBuf};
 
@@ -65,11 +66,21 @@ pub fn finish(prefixes: &[PathBuf], formats: &[Format], dir: Option<&Path>) -> W
             files = files_of(&merged, formats);
         }
     }
+    if let Some(dir) = dir {
+        remove_if_empty(dir);
+    }
     Written {
         profile,
         files,
         processes,
     }
+}
+
+/// Removes the run directory when nothing was written into it (the command could not be
+/// started, or the library never loaded), so a failed run leaves nothing behind.
+pub fn remove_if_empty(dir: &Path) {
+    // Fails, as it should, when the directory holds anything.
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The files of `formats` that exist for `prefix`.
