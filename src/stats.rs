@@ -90,6 +90,9 @@ counters! {
     no_handler_stack,
     /// Samples of threads blocked in a system call, unwound without a signal.
     blocked_unwound,
+    /// Of those, unwinds that found the frame pointer on the stack (code built with frame
+    /// pointers: the kernel reports only the stack and instruction pointers).
+    blocked_frame_pointer_found,
     /// Samples of threads still blocked in the same call, counted again without unwinding.
     blocked_repeated,
     /// Wall mode: ticks a mostly blocked thread was skipped because it was between calls.

@@ -345,11 +345,12 @@ fn counter_lines(c: &Counters, in_profile: u64, in_profiler: u64) -> Vec<String>
             c.missed()
         ),
         format!(
-            "taken:        {} = {} answered signals + {} blocked threads unwound without a signal + {} still-blocked samples repeated",
+            "taken:        {} = {} answered signals + {} blocked threads unwound without a signal + {} still-blocked samples repeated; {} of those unwinds found the frame pointer on the stack",
             c.taken,
             c.taken_by_signal(),
             c.blocked_unwound,
-            c.blocked_repeated
+            c.blocked_repeated,
+            c.blocked_frame_pointer_found
         ),
         format!(
             "signals:      {} sent = {} answered + {} unanswered",

@@ -8,7 +8,7 @@ use super::request::decode_request;
 use super::slots::SlotData;
 use super::statics::{pool_ptr, snapshot_ptr};
 use super::termination::{dump_and_wait, end_with_default_action, say_no_profile, DumpWait};
-use super::walk::{walk, Reader, Registers};
+use super::walk::{walk, FramePointerKnown, Reader, Registers};
 use crate::base::clock::monotonic_nanos;
 use crate::modules::UnwindSnapshot;
 use crate::sample::StopReason;
@@ -172,7 +172,14 @@ fn unwind(snapshot: &UnwindSnapshot, start: Registers, data: &mut SlotData) {
         data.stop = StopReason::UnwindError;
         return;
     };
-    let (depth, stop) = walk(snapshot, start, Reader::Own, cache, &mut data.frames);
+    let (depth, stop) = walk(
+        snapshot,
+        start,
+        Reader::Own,
+        cache,
+        &mut data.frames,
+        &mut FramePointerKnown,
+    );
     data.depth = depth;
     data.stop = stop;
 }

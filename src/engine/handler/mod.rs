@@ -63,4 +63,4 @@ pub use termination::{
     dump_and_wait, note_dump_written, say_no_profile, set_dump_writer, set_sampling, DumpWait,
     TERMINATION_ACTIONS, TERMINATION_SIGNALS,
 };
-pub use walk::{unwind_blocked, Registers};
+pub use walk::{unwind_blocked, FindFramePointer, Registers, UNKNOWN_FRAME_POINTER};

@@ -21,16 +21,44 @@ pub struct Registers {
     pub bp: u64,
 }
 
+/// The frame pointer of a thread blocked in a system call, which the kernel does not report.
+/// No frame can be at 1: a frame-pointer rule that meets it fails instead of reading, and a
+/// frame that restores the register replaces it.
+pub const UNKNOWN_FRAME_POINTER: u64 = 1;
+
+/// Finds the frame pointer of a frame whose unwind rule needs it while it is unknown.
+pub trait FindFramePointer {
+    /// The frame pointer of the function at `address`, whose stack pointer is `regs.sp()`,
+    /// with the stack readable up to `stack_end`; `None` ends the walk.
+    fn find(
+        &mut self,
+        address: FrameAddress,
+        regs: &UnwindRegsX86_64,
+        stack_end: u64,
+    ) -> Option<u64>;
+}
+
+/// The handler's walks start from the interrupted registers: the frame pointer is known.
+pub(super) struct FramePointerKnown;
+
+impl FindFramePointer for FramePointerKnown {
+    fn find(&mut self, _: FrameAddress, _: &UnwindRegsX86_64, _: u64) -> Option<u64> {
+        None
+    }
+}
+
 /// Unwinds a thread that is blocked in a system call, from the sampler thread: the same
-/// walk as in the handler, with the registers the kernel reports for the blocked thread.
-/// The caller must check afterwards that the thread stayed blocked while this ran.
+/// walk as in the handler, with the registers the kernel reports for the blocked thread
+/// (`start.bp` is [`UNKNOWN_FRAME_POINTER`]) and `finder` for the frame pointer. The caller
+/// must check afterwards that the thread stayed blocked while this ran.
 pub fn unwind_blocked(
     snapshot: &UnwindSnapshot,
     start: Registers,
     cache: &mut UnwindCache,
     frames: &mut [u64],
+    finder: &mut impl FindFramePointer,
 ) -> (usize, StopReason) {
-    walk(snapshot, start, Reader::Other, cache, frames)
+    walk(snapshot, start, Reader::Other, cache, frames, finder)
 }
 
 pub(super) fn walk(
@@ -39,6 +67,7 @@ pub(super) fn walk(
     reader: Reader,
     cache: &mut UnwindCache,
     frames: &mut [u64],
+    finder: &mut impl FindFramePointer,
 ) -> (usize, StopReason) {
     let mut frames = FrameWriter { frames, depth: 0 };
     if !frames.push(start.ip) {
@@ -57,6 +86,15 @@ pub(super) fn walk(
         {
             Ok(Some(ra)) => ra,
             Ok(None) => return (frames.depth, StopReason::Complete),
+            Err(_) if regs.bp() == UNKNOWN_FRAME_POINTER => {
+                match finder.find(address, &regs, stack.high) {
+                    Some(bp) if bp != UNKNOWN_FRAME_POINTER => {
+                        regs.set_bp(bp);
+                        continue;
+                    }
+                    _ => return (frames.depth, StopReason::UnwindError),
+                }
+            }
             Err(_) => return (frames.depth, StopReason::UnwindError),
         };
         if is_fiber_start(return_address) {

@@ -1,10 +1,13 @@
 //! Threads that are blocked in a system call (wall mode) or idle (CPU mode): sampled without
 //! a signal, or not at all, so the program's blocking calls never see EINTR from us.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::frame_pointer::FramePointerSearch;
 use crate::base::clock::monotonic_nanos;
-use crate::engine::handler::{self, Registers, UnwindCache};
+use crate::engine::handler::{self, Registers, UnwindCache, UNKNOWN_FRAME_POINTER};
+use crate::modules::ModuleMap;
 use crate::sample::{RawSample, StopReason};
 use crate::stats::Stats;
 use crate::threads::{self, SyscallFile, SyscallState};
@@ -69,12 +72,17 @@ pub(super) enum Blocking {
 }
 
 /// One consumer's means of sampling threads without a signal: an unwinder cache and frame
-/// buffer of its own, and the time each tick may still spend waiting for a thread to block.
+/// buffer of its own, what finding frame pointers needs, and the time each tick may still
+/// spend waiting for a thread to block.
 pub(super) struct BlockedSampler {
     interval: Duration,
     cache: UnwindCache,
     frames: Vec<u64>,
     wait_left: Duration,
+    /// The latest module map: the functions frame pointers are checked against.
+    map: Option<Arc<ModuleMap>>,
+    search_cache: UnwindCache,
+    search_window: Vec<u8>,
 }
 
 /// One thread as [`BlockedSampler`] looks at it: its id, what was seen of it, and how many
@@ -92,7 +100,14 @@ impl BlockedSampler {
             cache: UnwindCache::new_in(),
             frames: vec![0; max_depth],
             wait_left: Duration::ZERO,
+            map: None,
+            search_cache: UnwindCache::new_in(),
+            search_window: Vec::new(),
         }
+    }
+
+    pub(super) fn set_map(&mut self, map: Arc<ModuleMap>) {
+        self.map = Some(map);
     }
 
     /// CPU mode: whether thread `tid` used enough CPU since its last sample to be sampled
@@ -192,9 +207,25 @@ impl BlockedSampler {
             return Some(blocked.sample.clone());
         }
         let snapshot = handler::current_snapshot()?;
-        let registers = Registers { ip: pc, sp, bp: 0 };
-        let (depth, stop) =
-            handler::unwind_blocked(snapshot, registers, &mut self.cache, &mut self.frames);
+        let registers = Registers {
+            ip: pc,
+            sp,
+            bp: UNKNOWN_FRAME_POINTER,
+        };
+        let mut search = FramePointerSearch {
+            snapshot,
+            map: (self.map.as_deref()).filter(|map| map.generation == snapshot.generation),
+            cache: &mut self.search_cache,
+            window: &mut self.search_window,
+            found: false,
+        };
+        let (depth, stop) = handler::unwind_blocked(
+            snapshot,
+            registers,
+            &mut self.cache,
+            &mut self.frames,
+            &mut search,
+        );
         let still = syscall_state(thread);
         let unchanged = matches!(&still, Some(SyscallState::Blocked { line: now, .. }) if *now == line)
             && threads::cpu_time(thread.tid) == Some(cpu);
@@ -217,6 +248,9 @@ impl BlockedSampler {
             });
         }
         Stats::add(&stats.blocked_unwound, 1);
+        if search.found {
+            Stats::add(&stats.blocked_frame_pointer_found, 1);
+        }
         Some(sample)
     }
 }

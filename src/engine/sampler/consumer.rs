@@ -420,6 +420,7 @@ impl Consumer {
 
     /// Hands the drain a module map; samples taken with older maps go first.
     pub(super) fn send_map(&mut self, map: Arc<ModuleMap>) {
+        self.blocked.set_map(map.clone());
         self.send_batch();
         self.post(Delivery::Modules(map));
     }
