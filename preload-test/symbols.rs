@@ -1,7 +1,7 @@
 //! Names people can read: inlined frames with files and lines, separate debug files found by
 //! debuglink and by build id, stripped objects as `module+0xoffset` of the function,
 //! demangled C++ and Rust, JIT code from a perf map, and a library unloaded before the
-//! profile is written.
+//! profile is written, also one opened by a relative path from a directory left since.
 
 use std::path::Path;
 
@@ -226,11 +226,12 @@ fn jit_code_is_named_from_the_perf_map() {
     assert_eq!(folded.count_with("[anon]"), 0);
 }
 
-#[test]
-fn unloaded_library_keeps_its_names() {
+/// Runs the dlopen fixture with `how` the plugin is opened (`absolute` or `relative`), and
+/// checks that the plugin, closed before the end, keeps its function names and file name.
+fn assert_unloaded_plugin_named(how: &str) {
     let exe = build("dlopen_main", &["-O2", "-ldl"]);
     let plugin = build("libplugin.so", &["-O2"]);
-    let run = run(&exe, &[plugin.to_str().unwrap(), "400"], &[FAST], true);
+    let run = run(&exe, &[plugin.to_str().unwrap(), "400", how], &[FAST], true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded: Folded = run.folded();
     assert!(
@@ -244,6 +245,16 @@ fn unloaded_library_keeps_its_names() {
         report.functions["plugin_spin"].2,
         plugin.file_name().unwrap().to_str().unwrap()
     );
+}
+
+#[test]
+fn unloaded_library_keeps_its_names() {
+    assert_unloaded_plugin_named("absolute");
+}
+
+#[test]
+fn library_opened_by_relative_path_is_named_after_a_chdir() {
+    assert_unloaded_plugin_named("relative");
 }
 
 #[test]
