@@ -202,9 +202,10 @@ fn rust_names_are_demangled() {
     assert_eq!(folded.count(|f| f.iter().any(|n| mangled(n))), 0);
 }
 
-/// Runs the JIT fixture with `mode` (what it does with its perf map before exit) and
-/// returns its folded stacks, having removed a map it left.
-fn run_jit(mode: &str) -> Folded {
+/// Runs the JIT fixture with `mode` (what it does with its perf map before exit), removes
+/// a map it left, and checks that each of `names` is the leaf of at least `share` of the
+/// samples and that no sample is `[anon]`.
+fn assert_jit_named(mode: &str, names: &[&str], share: f64) {
     let exe = build("jit", &["-O2"]);
     let run = run(&exe, &["600", mode], &[FAST], true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
@@ -217,50 +218,34 @@ fn run_jit(mode: &str) -> Folded {
         .unwrap()
         .to_owned();
     let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
-    run.folded()
-}
-
-/// The share of samples whose leaf is `name`.
-fn leaf_share(folded: &Folded, name: &str) -> f64 {
-    let leaves = folded.count(|f| f.last().is_some_and(|leaf| leaf == name));
-    leaves as f64 / folded.total() as f64
+    let folded = run.folded();
+    for name in names {
+        let leaves = folded.count(|f| f.last().is_some_and(|leaf| leaf == name));
+        assert!(
+            leaves as f64 >= share * folded.total() as f64,
+            "{name}: {:?}",
+            folded.stacks
+        );
+    }
+    assert_eq!(folded.count_with("[anon]"), 0, "{:?}", folded.stacks);
 }
 
 #[test]
 fn jit_code_is_named_from_the_perf_map() {
-    let folded = run_jit("keep");
-    assert!(
-        leaf_share(&folded, "jitted_count_down") >= 0.5,
-        "{:?}",
-        folded.stacks
-    );
-    assert_eq!(folded.count_with("[anon]"), 0);
+    assert_jit_named("keep", &["jitted_count_down"], 0.5);
 }
 
 #[test]
 fn jit_code_keeps_its_names_when_the_perf_map_is_deleted_before_exit() {
-    let folded = run_jit("delete");
-    assert!(
-        leaf_share(&folded, "jitted_count_down") >= 0.5,
-        "{:?}",
-        folded.stacks
-    );
-    assert_eq!(folded.count_with("[anon]"), 0, "{:?}", folded.stacks);
+    assert_jit_named("delete", &["jitted_count_down"], 0.5);
 }
 
 #[test]
 fn jit_code_is_named_from_a_rewritten_perf_map_and_what_it_said_before() {
     // The map names the first copy of the code while it runs, then only the second copy, and
     // is gone at exit: each copy's name comes from what the map said while it ran.
-    let folded = run_jit("rewrite");
-    for name in ["jitted_count_down", "jitted_second_copy"] {
-        assert!(
-            leaf_share(&folded, name) >= 0.25,
-            "{name}: {:?}",
-            folded.stacks
-        );
-    }
-    assert_eq!(folded.count_with("[anon]"), 0, "{:?}", folded.stacks);
+    let names = ["jitted_count_down", "jitted_second_copy"];
+    assert_jit_named("rewrite", &names, 0.25);
 }
 
 /// Runs the dlopen fixture with `how` the plugin is opened (`absolute` or `relative`), and
