@@ -82,13 +82,19 @@ impl PerfMap {
         let identity = std::fs::metadata(&path)
             .ok()
             .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
-        if identity.is_some() && identity != self.read_as {
-            // Read after the `stat`: a change while it is read shows at the next look.
-            if let Ok(text) = file::read_to_string(&path) {
-                self.merge(text.lines().filter_map(parse_line).collect());
+        match identity {
+            // Read after the `stat`: a change while it is read shows at the next look. A
+            // failed read is tried again at the next look.
+            Some(_) if identity != self.read_as => {
+                if let Ok(bytes) = file::read(&path) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    self.merge(text.lines().filter_map(parse_line).collect());
+                    self.read_as = identity;
+                }
             }
+            Some(_) => {}
+            None => self.read_as = None,
         }
-        self.read_as = identity;
         let entries = &self.entries;
         self.unnamed.retain(|&a| covering(entries, a).is_none());
     }
