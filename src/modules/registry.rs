@@ -45,13 +45,13 @@ impl ModuleRegistry {
         }
     }
 
-    /// Builds a new generation the first time, and again whenever a library was loaded or
-    /// unloaded since the last one.
     /// Whether objects were loaded or unloaded since the last snapshot (cheap).
     pub fn changed(&self) -> bool {
         dl_counts() != self.dl_counts
     }
 
+    /// Builds a new generation the first time, and again whenever a library was loaded or
+    /// unloaded since the last one.
     pub fn refresh(&mut self) -> Option<Generation> {
         threads::with_fork_guard(|| {
             let counts = dl_counts();
