@@ -1,7 +1,7 @@
 //! Names people can read: inlined frames with files and lines, separate debug files found by
 //! debuglink and by build id, stripped objects as `module+0xoffset` of the function,
 //! demangled C++ and Rust, JIT code from a perf map, and a library unloaded before the
-//! profile is written.
+//! profile is written, also one opened by a relative path from a directory left since.
 
 use std::path::Path;
 
@@ -202,10 +202,12 @@ fn rust_names_are_demangled() {
     assert_eq!(folded.count(|f| f.iter().any(|n| mangled(n))), 0);
 }
 
-#[test]
-fn jit_code_is_named_from_the_perf_map() {
+/// Runs the JIT fixture with `mode` (what it does with its perf map before exit), removes
+/// a map it left, and checks that each of `names` is the leaf of at least `share` of the
+/// samples and that no sample is `[anon]`.
+fn assert_jit_named(mode: &str, names: &[&str], share: f64) {
     let exe = build("jit", &["-O2"]);
-    let run = run(&exe, &["600"], &[FAST], true);
+    let run = run(&exe, &["600", mode], &[FAST], true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let pid = run
         .profile_file("folded")
@@ -217,20 +219,41 @@ fn jit_code_is_named_from_the_perf_map() {
         .to_owned();
     let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
     let folded = run.folded();
-    let jitted = folded.count(|f| f.last().is_some_and(|leaf| leaf == "jitted_count_down"));
-    assert!(
-        jitted as f64 >= 0.5 * folded.total() as f64,
-        "{:?}",
-        folded.stacks
-    );
-    assert_eq!(folded.count_with("[anon]"), 0);
+    for name in names {
+        let leaves = folded.count(|f| f.last().is_some_and(|leaf| leaf == name));
+        assert!(
+            leaves as f64 >= share * folded.total() as f64,
+            "{name}: {:?}",
+            folded.stacks
+        );
+    }
+    assert_eq!(folded.count_with("[anon]"), 0, "{:?}", folded.stacks);
 }
 
 #[test]
-fn unloaded_library_keeps_its_names() {
+fn jit_code_is_named_from_the_perf_map() {
+    assert_jit_named("keep", &["jitted_count_down"], 0.5);
+}
+
+#[test]
+fn jit_code_keeps_its_names_when_the_perf_map_is_deleted_before_exit() {
+    assert_jit_named("delete", &["jitted_count_down"], 0.5);
+}
+
+#[test]
+fn jit_code_is_named_from_a_rewritten_perf_map_and_what_it_said_before() {
+    // The map names the first copy of the code while it runs, then only the second copy, and
+    // is gone at exit: each copy's name comes from what the map said while it ran.
+    let names = ["jitted_count_down", "jitted_second_copy"];
+    assert_jit_named("rewrite", &names, 0.25);
+}
+
+/// Runs the dlopen fixture with `how` the plugin is opened (`absolute` or `relative`), and
+/// checks that the plugin, closed before the end, keeps its function names and file name.
+fn assert_unloaded_plugin_named(how: &str) {
     let exe = build("dlopen_main", &["-O2", "-ldl"]);
     let plugin = build("libplugin.so", &["-O2"]);
-    let run = run(&exe, &[plugin.to_str().unwrap(), "400"], &[FAST], true);
+    let run = run(&exe, &[plugin.to_str().unwrap(), "400", how], &[FAST], true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded: Folded = run.folded();
     assert!(
@@ -244,6 +267,16 @@ fn unloaded_library_keeps_its_names() {
         report.functions["plugin_spin"].2,
         plugin.file_name().unwrap().to_str().unwrap()
     );
+}
+
+#[test]
+fn unloaded_library_keeps_its_names() {
+    assert_unloaded_plugin_named("absolute");
+}
+
+#[test]
+fn library_opened_by_relative_path_is_named_after_a_chdir() {
+    assert_unloaded_plugin_named("relative");
 }
 
 #[test]

@@ -31,6 +31,17 @@ pub struct StackKey {
 /// but not placed on the timeline.
 pub const MAX_TIMELINE: usize = 4_000_000;
 
+/// What [`Aggregate::add`] did with a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Counted for a stack seen before.
+    Counted,
+    /// Counted for a stack not seen before, now the last of the table.
+    NewStack,
+    /// Dropped: the table is full and the stack is new.
+    Dropped,
+}
+
 /// Counts of distinct raw stacks, the order samples came in, and the handler's cost.
 pub struct Aggregate {
     /// Distinct stacks and their counts, in order of first appearance.
@@ -85,9 +96,9 @@ impl Aggregate {
         }
     }
 
-    /// Adds a sample; false when the table is full and the sample was dropped. The sample
-    /// keeps its frames unless they are a new stack's (see [`SampleBatch`]).
-    pub fn add(&mut self, sample: &mut RawSample) -> bool {
+    /// Adds a sample. The sample keeps its frames unless they are a new stack's (see
+    /// [`SampleBatch`]), the last of [`Aggregate::stacks`].
+    pub fn add(&mut self, sample: &mut RawSample) -> Added {
         if let Some(nanos) = sample.handler_nanos {
             self.handler_times.record(nanos);
         }
@@ -97,27 +108,27 @@ impl Aggregate {
             stop: sample.stop,
             frames: std::mem::take(&mut sample.frames),
         };
-        let index = match self.index.get(&key) {
+        let (index, added) = match self.index.get(&key) {
             Some(&index) => {
                 sample.frames = key.frames;
-                index
+                (index, Added::Counted)
             }
             None if self.stacks.len() >= self.max_stacks => {
                 sample.frames = key.frames;
-                return false;
+                return Added::Dropped;
             }
             None => {
                 let index = self.stacks.len() as u32;
                 self.index.insert(key.clone(), index);
                 self.stacks.push((key, 0));
-                index
+                (index, Added::NewStack)
             }
         };
         self.stacks[index as usize].1 += 1;
         if self.timeline.len() < self.timeline_limit {
             self.timeline.push(index);
         }
-        true
+        added
     }
 }
 
@@ -206,7 +217,12 @@ mod tests {
                 stop: StopReason::Complete,
                 handler_nanos: Some(500),
             };
-            assert!(aggregate.add(&mut sample));
+            let expected = if new_stack {
+                Added::NewStack
+            } else {
+                Added::Counted
+            };
+            assert_eq!(aggregate.add(&mut sample), expected);
             assert_eq!(sample.frames.is_empty(), new_stack);
         }
         assert_eq!(aggregate.stacks.len(), 2);

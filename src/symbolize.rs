@@ -6,9 +6,12 @@
 //! and Rust names. Where no symbol covers an address the frame is `module+0xoffset`, the file
 //! offset of the start of its function as the unwind tables record it (stable across runs,
 //! one frame per function). Code outside every module is named from the perf map
-//! the program wrote (`/tmp/perf-<pid>.map`, the convention of JITs), else `[anon]`.
+//! the program wrote (`/tmp/perf-<pid>.map`, the convention of JITs; read while the program
+//! runs too, see `perf_map`), else `[anon]`.
 //! Results are cached per module and address across dumps; the files read for them are
 //! closed at the end of each dump.
+
+mod perf_map;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,8 +20,9 @@ use std::sync::Arc;
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
-use crate::base::file;
+use crate::base::clock::monotonic_nanos;
 use crate::modules::{ModuleInfo, ModuleMap};
+use perf_map::PerfMap;
 
 /// Where separate debug files are looked for, besides beside the binary itself.
 const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
@@ -96,8 +100,8 @@ impl Symbols {
         }
     }
 
-    /// Looks up, in one batch per module, every address not named yet; re-reads the perf
-    /// map if an address lies outside every module.
+    /// Looks up, in one batch per module, every address not named yet; reads the perf map
+    /// again if an address lies outside every module and the file changed.
     pub fn prepare(&mut self, map: &ModuleMap, lookups: impl Iterator<Item = u64>) {
         let mut per_module: HashMap<usize, (&Arc<ModuleInfo>, Vec<u64>)> = HashMap::new();
         let mut outside = false;
@@ -116,7 +120,7 @@ impl Symbols {
             }
         }
         if outside {
-            self.perf_map.reload();
+            self.perf_map.look();
         }
         if per_module.is_empty() {
             return;
@@ -131,6 +135,20 @@ impl Symbols {
         // descriptors and reuse the numbers, which a later close of ours would then take
         // from it. A fresh one per dump closes them now; the names stay in `names`.
         self.symbolizer = symbolizer(self.lines, &self.debug_dirs);
+    }
+
+    /// Takes note of a new stack's lookup addresses while the program runs: those outside
+    /// every module that the perf map does not name yet wait for its next look.
+    pub fn note_stack(&mut self, map: &ModuleMap, lookups: impl Iterator<Item = u64>) {
+        for lookup in lookups.filter(|&l| map.find(l).is_none()) {
+            self.perf_map.note_unnamed(lookup);
+        }
+    }
+
+    /// Looks at the perf map again if addresses wait for a name and the last look is old
+    /// enough (the drain calls this for every batch of samples).
+    pub fn look_at_perf_map_if_due(&mut self) {
+        self.perf_map.look_if_due(monotonic_nanos());
     }
 
     /// The frames at `lookup` (named by `prepare`, or a fallback name).
@@ -284,60 +302,4 @@ fn offset_frames(module: &ModuleInfo, address: u64) -> Frames {
     let offset = module.file_offset(address).unwrap_or(address - module.bias);
     let name = format!("{}+{:#x}", module.name, offset);
     Arc::new([SourceFrame::named(name, &module.name)])
-}
-
-/// `/tmp/perf-<pid>.map`: lines of `START SIZE name` (hex), written by JIT compilers.
-#[derive(Default)]
-struct PerfMap {
-    entries: Vec<(u64, u64, String)>,
-}
-
-impl PerfMap {
-    fn reload(&mut self) {
-        let path = format!("/tmp/perf-{}.map", std::process::id());
-        let text = file::read_to_string(path).unwrap_or_default();
-        self.entries = text.lines().filter_map(parse_perf_map_line).collect();
-        self.entries.sort_by_key(|(start, _, _)| *start);
-    }
-
-    fn find(&self, address: u64) -> Option<&str> {
-        let after = self
-            .entries
-            .partition_point(|(start, _, _)| *start <= address);
-        let (start, size, name) = self.entries.get(after.checked_sub(1)?)?;
-        (address < start.saturating_add(*size)).then_some(name.as_str())
-    }
-}
-
-fn parse_perf_map_line(line: &str) -> Option<(u64, u64, String)> {
-    let mut parts = line.splitn(3, ' ');
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    let start = hex(parts.next()?)?;
-    let size = hex(parts.next()?)?;
-    let name = parts.next()?.trim();
-    (!name.is_empty()).then(|| (start, size, name.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn perf_map_lines() {
-        let mut map = PerfMap {
-            entries: [
-                "7f0000001000 40 LazyCompile:~add foo.js:1",
-                "0x7f0000002000 0x10 stub",
-                "junk",
-            ]
-            .iter()
-            .filter_map(|l| parse_perf_map_line(l))
-            .collect(),
-        };
-        map.entries.sort_by_key(|(s, _, _)| *s);
-        assert_eq!(map.find(0x7f0000001010), Some("LazyCompile:~add foo.js:1"));
-        assert_eq!(map.find(0x7f000000200f), Some("stub"));
-        assert_eq!(map.find(0x7f0000001040), None);
-        assert_eq!(map.find(0x10), None);
-    }
 }

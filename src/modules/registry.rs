@@ -11,7 +11,7 @@ use framehop::{Module, Unwinder as _};
 use super::elf::{gnu_build_id, unwind_sections};
 use super::loader::{dl_counts, loaded_objects, LoadedObject};
 use super::map::{FunctionTable, MappedSegment, ModuleInfo, ModuleMap};
-use super::maps::{read_maps, writable_regions, Mapping};
+use super::maps::{mapped_file, read_maps, writable_regions, Mapping};
 use super::snapshot::UnwindSnapshot;
 use crate::threads;
 
@@ -45,13 +45,13 @@ impl ModuleRegistry {
         }
     }
 
-    /// Builds a new generation the first time, and again whenever a library was loaded or
-    /// unloaded since the last one.
     /// Whether objects were loaded or unloaded since the last snapshot (cheap).
     pub fn changed(&self) -> bool {
         dl_counts() != self.dl_counts
     }
 
+    /// Builds a new generation the first time, and again whenever a library was loaded or
+    /// unloaded since the last one.
     pub fn refresh(&mut self) -> Option<Generation> {
         threads::with_fork_guard(|| {
             let counts = dl_counts();
@@ -64,9 +64,11 @@ impl ModuleRegistry {
     }
 
     fn build(&mut self) -> Generation {
+        let objects = loaded_objects();
+        // Read after the list, so that every object listed and still loaded is in it.
         let maps = read_maps();
         let mut seen = HashMap::new();
-        for (index, object) in loaded_objects().into_iter().enumerate() {
+        for (index, object) in objects.into_iter().enumerate() {
             let key = (object.path.clone(), object.bias);
             // The loader lists the executable first.
             let loaded = match self.loaded.remove(&key) {
@@ -139,6 +141,12 @@ fn load_module(object: LoadedObject, maps: &[Mapping], executable: bool) -> Load
             });
         }
     }
+    // The loader keeps a library's name as the program spelled it (`./plug.so`), which the
+    // program's next `chdir` makes wrong; the kernel's map names the file it opened.
+    let path = match loads.first() {
+        Some(first) if !path.is_absolute() => mapped_file(maps, first.start).unwrap_or(path),
+        _ => path,
+    };
     let is_file = path.is_absolute() && path.is_file();
     let name = if is_file {
         path.file_name().map_or_else(

@@ -2,7 +2,9 @@
 //!
 //! Samples arrive over a bounded channel from the sampler, together with the module map of
 //! each generation and dump requests. Aggregation is by raw addresses in bounded memory;
-//! names are looked up only when a profile is written, once per distinct address.
+//! names are looked up only when a profile is written, once per distinct address, except
+//! that code outside every module makes it look at the JIT's perf map while the program
+//! runs (the program may remove the file before the end).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Added, Aggregate};
 use crate::base::clock::monotonic_nanos;
 use crate::base::error::Error;
 use crate::base::heap;
@@ -22,7 +24,7 @@ use crate::engine::{current_scheduling, schedule_normal, Delivery, SampleSink};
 use crate::modules::ModuleMap;
 use crate::output;
 use crate::output::naming::{self, Ownership};
-use crate::profile::{Header, Profile, ThreadSummary};
+use crate::profile::{lookup_addresses, Header, Profile, ThreadSummary};
 use crate::settings::{Format, Settings};
 use crate::stats::{Counters, Stats};
 use crate::symbolize::{SymbolOptions, Symbols};
@@ -237,10 +239,13 @@ impl Drain {
             DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
                     sample.truncate(self.context.settings.max_depth);
-                    if !self.aggregate.add(sample) {
-                        Stats::add(&self.context.stats.table_full, 1);
+                    match self.aggregate.add(sample) {
+                        Added::Counted => {}
+                        Added::NewStack => self.note_new_stack(),
+                        Added::Dropped => Stats::add(&self.context.stats.table_full, 1),
                     }
                 }
+                self.symbols.look_at_perf_map_if_due();
                 if let Some(progress) = &self.progress {
                     progress.add(samples.len() as u64);
                 }
@@ -259,6 +264,17 @@ impl Drain {
             DrainMessage::Profile { reply } => {
                 let _ = reply.send(self.profile());
             }
+        }
+    }
+
+    /// Shows the symbolizer the stack the aggregate just added, so that a JIT's perf map is
+    /// read while the program runs: the program may delete or rewrite it before the dump.
+    fn note_new_stack(&mut self) {
+        let Some((key, _)) = self.aggregate.stacks.last() else {
+            return;
+        };
+        if let Some(map) = self.maps.get(&key.generation) {
+            self.symbols.note_stack(map, lookup_addresses(&key.frames));
         }
     }
 
