@@ -17,7 +17,8 @@
 //!   the kernel's frame and the handler's entry;
 //! - `statics`: the pool, the unwind snapshot, the sampling signal and the fibers' start
 //!   address the handler reads;
-//! - `walk`: the stack walk, also used by the sampler for threads blocked in a system call;
+//! - `walk`: the stack walk, also used by the sampler for threads blocked in a system call
+//!   (which alone passes a finder of frame pointers; the handler's finds none);
 //! - `actions`: the program's own actions, stored without allocating, and the chained call;
 //! - `interpose`: `sigaction` and the `signal` family as the program calls them (POSIX makes
 //!   them async-signal-safe, so they obey the same rules);
