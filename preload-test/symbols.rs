@@ -272,16 +272,68 @@ fn libc_internals_are_named_from_the_installed_debug_file() {
         .map(|(_, row)| row.1)
         .sum();
     assert!(unnamed * 100 <= report.samples(), "{}", report.text);
-    // Thread stacks start where the kernel starts the thread, and count as complete.
+}
+
+#[test]
+fn libc_functions_have_the_names_people_call() {
+    // libc's allocator functions each have several symbols at one address; the profile
+    // names them as the program calls them.
+    let exe = build("alloc_storm", &["-O2"]);
+    let run = run(
+        &exe,
+        &["1", "0.5"],
+        &[FAST, ("STACKSAMPLE_TID", "all")],
+        true,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded = run.folded();
-    let workers = folded.count(|frames| {
-        frames.contains(&"storm_worker".to_owned()) && !frames.contains(&"main".to_owned())
-    });
-    assert!(workers > 0, "{:?}", folded.stacks);
-    let from_thread_start = folded.count(|frames| {
-        frames.len() > 2 && frames[0].ends_with("clone3") && frames[1] == "start_thread"
-    });
-    assert!(from_thread_start >= workers, "{:?}", folded.stacks);
+    for name in ["malloc", "free", "realloc"] {
+        assert!(folded.count_with(name) > 0, "{name}: {:?}", folded.stacks);
+    }
+    let internal = [
+        "__libc_malloc",
+        "__malloc",
+        "__GI___libc_malloc",
+        "__libc_free",
+        "__free",
+        "__GI___libc_free",
+        "cfree",
+        "cfree@GLIBC_2.2.5",
+        "__libc_realloc",
+        "__realloc",
+        "__GI___libc_realloc",
+    ];
+    let aliased = folded.count(|frames| frames.iter().any(|f| internal.contains(&f.as_str())));
+    assert_eq!(aliased, 0, "{:?}", folded.stacks);
+    let report = run.report();
+    assert!(
+        internal
+            .iter()
+            .all(|name| !report.functions.contains_key(*name)),
+        "{}",
+        report.text
+    );
+}
+
+#[test]
+fn thread_stacks_start_at_clone3_and_start_thread() {
+    // The kernel starts a thread in libc's clone3, which calls start_thread, which calls the
+    // thread's function: names from libc's debug file, and the stacks count as complete.
+    let exe = build("threads", &["-O2"]);
+    let run = run(
+        &exe,
+        &["400", "50"],
+        &[FAST, ("STACKSAMPLE_TID", "all")],
+        true,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let in_worker = folded.count_with("worker_spin");
+    assert!(in_worker >= 100, "{:?}", folded.stacks);
+    let root = ["clone3", "start_thread", "worker", "worker_spin"];
+    let from_thread_start = folded.count(|frames| frames.starts_with(&root.map(String::from)));
+    assert_eq!(from_thread_start, in_worker, "{:?}", folded.stacks);
+    let report = run.report();
     assert!(
         report.number("incomplete") * 100 <= report.samples(),
         "{}",

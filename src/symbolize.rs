@@ -10,8 +10,11 @@
 //! Results are cached per module and address across dumps; the files read for them are
 //! closed at the end of each dump.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod elf_tables;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use blazesym::symbolize::source::{Elf, Source};
@@ -19,6 +22,7 @@ use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
 use crate::base::file;
 use crate::modules::{ModuleInfo, ModuleMap};
+use elf_tables::ElfTables;
 
 /// Where separate debug files are looked for, besides beside the binary itself.
 const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
@@ -168,10 +172,14 @@ impl Symbols {
             let results = self
                 .symbolizer
                 .symbolize(&source, Input::VirtOffset(offsets));
-            results.unwrap_or_else(|_| {
+            let mut results = results.unwrap_or_else(|_| {
                 let unknown = || Symbolized::Unknown(blazesym::symbolize::Reason::IgnoredError);
                 offsets.iter().map(|_| unknown()).collect()
-            })
+            });
+            if !debug_syms {
+                prefer_usual_names(&mut results, file);
+            }
+            results
         };
         let mut symbols = symbolize(path, false, &offsets);
         if let Some(debug_file) = &debug_file {
@@ -231,6 +239,37 @@ impl Symbols {
             .iter()
             .map(|dir| dir.join(&relative))
             .find(|candidate| candidate.is_file())
+    }
+}
+
+/// Renames each symbol that `file`'s symbol tables gave to the alias a person calls the
+/// function by (blazesym names any of the symbols at an address: `__libc_free`, `cfree`).
+fn prefer_usual_names(symbols: &mut [Symbolized<'_>], file: &Path) {
+    let starts: HashSet<u64> = symbols
+        .iter()
+        .filter_map(|symbol| match symbol {
+            Symbolized::Sym(sym) => Some(sym.addr),
+            Symbolized::Unknown(_) => None,
+        })
+        .collect();
+    if starts.is_empty() {
+        return;
+    }
+    let Some(tables) = ElfTables::open(file) else {
+        return;
+    };
+    let aliases = tables.aliases(&starts);
+    for symbol in symbols {
+        let Symbolized::Sym(sym) = symbol else {
+            continue;
+        };
+        let Some(names) = aliases.get(&sym.addr) else {
+            continue;
+        };
+        // A demangled name is none of the table's names: it is kept.
+        if let (true, Some(usual)) = (names.iter().any(|n| *n == sym.name), names.first()) {
+            sym.name = Cow::Owned(usual.clone());
+        }
     }
 }
 
