@@ -72,7 +72,7 @@ impl ElfTables {
     /// For each address in `starts` where function symbols begin, their names, the one a
     /// person calls the function first: a symbol with a size before one without, global
     /// before weak before local, the default version before others, fewer leading
-    /// underscores, then the shorter name. Mangled names (`_Z`, `_R`) are left out: those
+    /// underscores, the shorter name, then the one first in the file. Mangled names (`_Z`, `_R`) are left out: those
     /// blazesym demangles, and aliases among them demangle alike.
     pub fn aliases(&self, starts: &HashSet<u64>) -> HashMap<u64, Vec<String>> {
         let mut found: HashMap<u64, Vec<(Rank, String)>> = HashMap::new();
@@ -110,7 +110,7 @@ impl ElfTables {
                         .is_some_and(|version| version & VERSYM_HIDDEN != 0),
                     None => name.contains('@') && !name.contains("@@"),
                 };
-                let rank = Rank::of(&symbol, hidden, &name);
+                let rank = Rank::of(&symbol, hidden, &name, (index, number));
                 found
                     .entry(symbol.value)
                     .or_default()
@@ -174,10 +174,14 @@ struct Rank {
     hidden_version: bool,
     leading_underscores: usize,
     length: usize,
+    /// Section and symbol number: of two names equal in all else
+    /// (`__memmove_avx512_unaligned_erms`, `__memcpy_avx512_unaligned_erms`), the first in
+    /// the file, as perf chooses.
+    position: (usize, usize),
 }
 
 impl Rank {
-    fn of(symbol: &Symbol, hidden_version: bool, name: &str) -> Rank {
+    fn of(symbol: &Symbol, hidden_version: bool, name: &str, position: (usize, usize)) -> Rank {
         let binding = match symbol.info >> 4 {
             STB_GLOBAL => 0,
             STB_WEAK => 1,
@@ -190,6 +194,7 @@ impl Rank {
             hidden_version,
             leading_underscores: name.len() - name.trim_start_matches('_').len(),
             length: name.len(),
+            position,
         }
     }
 }
