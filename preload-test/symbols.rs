@@ -97,9 +97,10 @@ fn debug_info_found_by_debuglink() {
     assert_inline_frames(&stripped, &[]);
 }
 
-#[test]
-fn debug_info_found_by_build_id() {
-    let (stripped, debug) = stripped_with_debug_file("buildid");
+/// A stripped copy of the inline fixture whose debug file is found by build id under the
+/// returned directory, for `STACKSAMPLE_DEBUG_DIRS`.
+fn stripped_with_build_id_debug_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (stripped, debug) = stripped_with_debug_file(tag);
     let notes = tool("readelf", &["-n", stripped.to_str().unwrap()]);
     let build_id = notes
         .lines()
@@ -110,10 +111,59 @@ fn debug_info_found_by_build_id() {
     let dir = root.join(".build-id").join(&build_id[..2]);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::rename(&debug, dir.join(format!("{}.debug", &build_id[2..]))).unwrap();
+    (stripped, root)
+}
+
+#[test]
+fn debug_info_found_by_build_id() {
+    let (stripped, root) = stripped_with_build_id_debug_file("buildid");
     assert_inline_frames(
         &stripped,
         &[("STACKSAMPLE_DEBUG_DIRS", root.to_str().unwrap())],
     );
+}
+
+#[test]
+fn inlined_functions_of_a_programs_own_dwarf_are_frames_by_default() {
+    // Without STACKSAMPLE_LINES: the -g program's own DWARF names the inlined mix, without
+    // files and lines.
+    let exe = build("inline", &["-O2"]);
+    let env = [FAST, ("STACKSAMPLE_FORMAT", "folded,json")];
+    let run = run(&exe, &["200000"], &env, true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let chain = folded.count_chain(&["main", "outer_work", "mix"]);
+    assert!(
+        chain as f64 >= 0.9 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.profile_file("json")).unwrap()).unwrap();
+    let functions = json["functions"].as_array().unwrap();
+    assert!(
+        functions.iter().any(|f| f["name"] == "mix"),
+        "{functions:?}"
+    );
+    assert!(
+        functions.iter().all(|f| !f["file"].is_string()),
+        "{functions:?}"
+    );
+
+    // The DWARF of a separate debug file is read only with STACKSAMPLE_LINES=1: its symbol
+    // table names the functions, and mix stays part of outer_work.
+    let (stripped, root) = stripped_with_build_id_debug_file("default");
+    let dirs = ("STACKSAMPLE_DEBUG_DIRS", root.to_str().unwrap());
+    let run = crate::support::run(&stripped, &["200000"], &[FAST, dirs], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let outer = folded.count(|f| f.ends_with(&["main".to_owned(), "outer_work".to_owned()]));
+    assert!(
+        outer as f64 >= 0.9 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    assert_eq!(folded.count_with("mix"), 0, "{:?}", folded.stacks);
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! What the symbolizer reads itself from an ELF file on disk, at dump time on the thread that
 //! writes the profile: the function symbols at given addresses, to pick the name a person
-//! calls a function among its aliases (`free`, not `__libc_free` or `cfree`).
+//! calls a function among its aliases (`free`, not `__libc_free` or `cfree`), and the size
+//! of a section (whether the file holds its own DWARF, and how much).
 //!
 //! Only 64-bit little-endian files are read; anything else, or a table that does not fit
-//! the file, reads as no symbols, and the names stay blazesym's.
+//! the file, reads as no symbols and no sections, and the names stay blazesym's.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -29,6 +30,7 @@ const MAX_SECTIONS: usize = 4096;
 const MAX_TABLE_BYTES: u64 = 256 << 20;
 
 struct Section {
+    name: u32,
     kind: u32,
     offset: u64,
     size: u64,
@@ -39,6 +41,7 @@ struct Section {
 pub struct ElfTables {
     file: CheckedFile,
     sections: Vec<Section>,
+    section_names: Vec<u8>,
 }
 
 impl ElfTables {
@@ -51,6 +54,7 @@ impl ElfTables {
         let table = u64_at(&header, 0x28)?;
         let entry_size = usize::from(u16_at(&header, 0x3a)?);
         let count = usize::from(u16_at(&header, 0x3c)?);
+        let names_index = usize::from(u16_at(&header, 0x3e)?);
         if entry_size < SECTION_HEADER_SIZE || count > MAX_SECTIONS {
             return None;
         }
@@ -59,6 +63,7 @@ impl ElfTables {
             .chunks_exact(entry_size)
             .map(|h| {
                 Some(Section {
+                    name: u32_at(h, 0)?,
                     kind: u32_at(h, 4)?,
                     offset: u64_at(h, 24)?,
                     size: u64_at(h, 32)?,
@@ -66,7 +71,23 @@ impl ElfTables {
                 })
             })
             .collect::<Option<_>>()?;
-        Some(ElfTables { file, sections })
+        let section_names = match sections.get(names_index) {
+            Some(names) => read_section(&file, names)?,
+            None => Vec::new(),
+        };
+        Some(ElfTables {
+            file,
+            sections,
+            section_names,
+        })
+    }
+
+    /// The size in bytes of the section called `name` (`.debug_info`), 0 if there is none.
+    pub fn section_size(&self, name: &str) -> u64 {
+        let named = |section: &&Section| {
+            string_at(&self.section_names, section.name) == Some(name.as_bytes())
+        };
+        self.sections.iter().find(named).map_or(0, |s| s.size)
     }
 
     /// For each address in `starts` where function symbols begin, their names, the one a
