@@ -6,6 +6,7 @@
 //! Only 64-bit little-endian files are read; anything else, or a table that does not fit
 //! the file, reads as no symbols and no sections, and the names stay blazesym's.
 
+use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -93,8 +94,8 @@ impl ElfTables {
     /// For each address in `starts` where function symbols begin, their names, the one a
     /// person calls the function first: a symbol with a size before one without, global
     /// before weak before local, the default version before others, fewer leading
-    /// underscores, the shorter name, then the one first in the file. Mangled names (`_Z`, `_R`) are left out: those
-    /// blazesym demangles, and aliases among them demangle alike.
+    /// underscores, the longer name, then the one first in the file. Mangled names (`_Z`,
+    /// `_R`) are left out: those blazesym demangles, and aliases among them demangle alike.
     pub fn aliases(&self, starts: &HashSet<u64>) -> HashMap<u64, Vec<String>> {
         let mut found: HashMap<u64, Vec<(Rank, String)>> = HashMap::new();
         for (index, table) in self.sections.iter().enumerate() {
@@ -194,10 +195,11 @@ struct Rank {
     binding: u8,
     hidden_version: bool,
     leading_underscores: usize,
-    length: usize,
-    /// Section and symbol number: of two names equal in all else
-    /// (`__memmove_avx512_unaligned_erms`, `__memcpy_avx512_unaligned_erms`), the first in
-    /// the file, as perf chooses.
+    /// The longer name first, as perf chooses: memmove's code, which memcpy shares, is
+    /// `__memmove_avx512_unaligned_erms`, not `__memcpy_avx512_unaligned_erms`.
+    length: Reverse<usize>,
+    /// Section and symbol number: of two names equal in all else, the first in the file, as
+    /// perf chooses.
     position: (usize, usize),
 }
 
@@ -214,7 +216,7 @@ impl Rank {
             binding,
             hidden_version,
             leading_underscores: name.len() - name.trim_start_matches('_').len(),
-            length: name.len(),
+            length: Reverse(name.len()),
             position,
         }
     }
