@@ -28,7 +28,7 @@ use elf_tables::ElfTables;
 const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
 
 /// The most DWARF (`.debug_info` bytes) an object may hold in itself for its inlined functions
-/// to be named without `STACKSAMPLE_LINES=1`. A -g C++ program with 1.6 MB took 10 ms more
+/// to be named without `STACKSAMPLE_LINES=1`. A -g C++ program with 1.6 MB took 10-25 ms more
 /// to name 140 addresses, 30-70 ms more for 1,400 (docs/output.md): a larger file costs more.
 const MAX_OWN_DWARF: u64 = 4 << 20;
 
