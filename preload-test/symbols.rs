@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::support::{build, output_dir, run, tool, Folded};
+use crate::support::{build, output_dir, run, tool, Folded, Run};
 
 const FAST: (&str, &str) = ("STACKSAMPLE_INTERVAL", "1ms");
 
@@ -15,15 +15,11 @@ fn line_of(marker: &str) -> i64 {
     index as i64 + 1
 }
 
-/// Runs the inline fixture `exe` with json and pprof output and checks that the inlined
-/// `mix` is a frame of its own under `outer_work`, with the right file and lines.
-fn assert_inline_frames(exe: &Path, env: &[(&str, &str)]) {
+/// Runs the inline fixture `exe` with folded, json and pprof output, checks that the inlined
+/// `mix` is a frame of its own under `outer_work`, and returns the run and its json.
+fn run_with_mix_frames(exe: &Path, env: &[(&str, &str)]) -> (Run, serde_json::Value) {
     let mut env = env.to_vec();
-    env.extend([
-        FAST,
-        ("STACKSAMPLE_FORMAT", "folded,json,pprof"),
-        ("STACKSAMPLE_LINES", "1"),
-    ]);
+    env.extend([FAST, ("STACKSAMPLE_FORMAT", "folded,json,pprof")]);
     let run = run(exe, &["200000"], &env, true);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let folded = run.folded();
@@ -33,9 +29,16 @@ fn assert_inline_frames(exe: &Path, env: &[(&str, &str)]) {
         "{:?}",
         folded.stacks
     );
+    let json = serde_json::from_slice(&std::fs::read(run.profile_file("json")).unwrap()).unwrap();
+    (run, json)
+}
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.profile_file("json")).unwrap()).unwrap();
+/// With `STACKSAMPLE_LINES=1`: the inlined `mix` is a frame of its own under `outer_work`,
+/// with the right file and lines.
+fn assert_inline_frames(exe: &Path, env: &[(&str, &str)]) {
+    let mut env = env.to_vec();
+    env.push(("STACKSAMPLE_LINES", "1"));
+    let (run, json) = run_with_mix_frames(exe, &env);
     let mix = json["functions"]
         .as_array()
         .unwrap()
@@ -97,9 +100,10 @@ fn debug_info_found_by_debuglink() {
     assert_inline_frames(&stripped, &[]);
 }
 
-#[test]
-fn debug_info_found_by_build_id() {
-    let (stripped, debug) = stripped_with_debug_file("buildid");
+/// A stripped copy of the inline fixture whose debug file is found by build id under the
+/// returned directory, for `STACKSAMPLE_DEBUG_DIRS`.
+fn stripped_with_build_id_debug_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (stripped, debug) = stripped_with_debug_file(tag);
     let notes = tool("readelf", &["-n", stripped.to_str().unwrap()]);
     let build_id = notes
         .lines()
@@ -110,10 +114,47 @@ fn debug_info_found_by_build_id() {
     let dir = root.join(".build-id").join(&build_id[..2]);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::rename(&debug, dir.join(format!("{}.debug", &build_id[2..]))).unwrap();
+    (stripped, root)
+}
+
+#[test]
+fn debug_info_found_by_build_id() {
+    let (stripped, root) = stripped_with_build_id_debug_file("buildid");
     assert_inline_frames(
         &stripped,
         &[("STACKSAMPLE_DEBUG_DIRS", root.to_str().unwrap())],
     );
+}
+
+#[test]
+fn inlined_functions_of_a_programs_own_dwarf_are_frames_by_default() {
+    // Without STACKSAMPLE_LINES: the -g program's own DWARF names the inlined mix, without
+    // files and lines.
+    let (_, json) = run_with_mix_frames(&build("inline", &["-O2"]), &[]);
+    let functions = json["functions"].as_array().unwrap();
+    assert!(
+        functions.iter().any(|f| f["name"] == "mix"),
+        "{functions:?}"
+    );
+    assert!(
+        functions.iter().all(|f| !f["file"].is_string()),
+        "{functions:?}"
+    );
+
+    // The DWARF of a separate debug file is read only with STACKSAMPLE_LINES=1: its symbol
+    // table names the functions, and mix stays part of outer_work.
+    let (stripped, root) = stripped_with_build_id_debug_file("default");
+    let dirs = ("STACKSAMPLE_DEBUG_DIRS", root.to_str().unwrap());
+    let run = run(&stripped, &["200000"], &[FAST, dirs], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let outer = folded.count(|f| f.ends_with(&["main".to_owned(), "outer_work".to_owned()]));
+    assert!(
+        outer as f64 >= 0.9 * folded.total() as f64,
+        "{:?}",
+        folded.stacks
+    );
+    assert_eq!(folded.count_with("mix"), 0, "{:?}", folded.stacks);
 }
 
 #[test]
@@ -269,6 +310,14 @@ fn assert_unloaded_plugin_named(how: &str) {
     );
 }
 
+/// Runs the fixture `name` built with -O2, every thread sampled at 1 kHz; it must exit 0.
+fn profile_every_thread(name: &str, args: &[&str]) -> Run {
+    let exe = build(name, &["-O2"]);
+    let run = run(&exe, args, &[FAST, ("STACKSAMPLE_TID", "all")], true);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    run
+}
+
 #[test]
 fn unloaded_library_keeps_its_names() {
     assert_unloaded_plugin_named("absolute");
@@ -283,10 +332,7 @@ fn library_opened_by_relative_path_is_named_after_a_chdir() {
 fn libc_internals_are_named_from_the_installed_debug_file() {
     // scripts/install-deps.sh installs libc6-dbg: the symbol table of libc's debug file
     // names what the stripped libc.so.6 leaves unnamed.
-    let exe = build("alloc_storm", &["-O2"]);
-    let env = [FAST, ("STACKSAMPLE_TID", "all")];
-    let run = run(&exe, &["2", "0.5"], &env, true);
-    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let run = profile_every_thread("alloc_storm", &["2", "0.5"]);
     let report = run.report();
     let libc = |name: &str| {
         report
@@ -305,16 +351,54 @@ fn libc_internals_are_named_from_the_installed_debug_file() {
         .map(|(_, row)| row.1)
         .sum();
     assert!(unnamed * 100 <= report.samples(), "{}", report.text);
-    // Thread stacks start where the kernel starts the thread, and count as complete.
+}
+
+#[test]
+fn libc_functions_have_the_names_people_call() {
+    // libc's allocator functions each have several symbols at one address; the profile
+    // names them as the program calls them.
+    let run = profile_every_thread("alloc_storm", &["1", "0.5"]);
     let folded = run.folded();
-    let workers = folded.count(|frames| {
-        frames.contains(&"storm_worker".to_owned()) && !frames.contains(&"main".to_owned())
-    });
-    assert!(workers > 0, "{:?}", folded.stacks);
-    let from_thread_start = folded.count(|frames| {
-        frames.len() > 2 && frames[0].ends_with("clone3") && frames[1] == "start_thread"
-    });
-    assert!(from_thread_start >= workers, "{:?}", folded.stacks);
+    for name in ["malloc", "free", "realloc"] {
+        assert!(folded.count_with(name) > 0, "{name}: {:?}", folded.stacks);
+    }
+    let internal = [
+        "__libc_malloc",
+        "__malloc",
+        "__GI___libc_malloc",
+        "__libc_free",
+        "__free",
+        "__GI___libc_free",
+        "cfree",
+        "cfree@GLIBC_2.2.5",
+        "__libc_realloc",
+        "__realloc",
+        "__GI___libc_realloc",
+    ];
+    let aliased = folded.count(|frames| frames.iter().any(|f| internal.contains(&f.as_str())));
+    assert_eq!(aliased, 0, "{:?}", folded.stacks);
+    let report = run.report();
+    assert!(
+        internal
+            .iter()
+            .all(|name| !report.functions.contains_key(*name)),
+        "{}",
+        report.text
+    );
+}
+
+#[test]
+fn thread_stacks_start_at_clone3_and_start_thread() {
+    // The kernel starts a thread in libc's clone3, which calls start_thread, which calls the
+    // thread's function: names from libc's debug file, and the stacks count as complete.
+    let run = profile_every_thread("threads", &["400", "50"]);
+    let folded = run.folded();
+    let in_worker = folded.count_with("worker_spin");
+    assert!(in_worker >= 100, "{:?}", folded.stacks);
+    let root = ["clone3", "start_thread", "worker", "worker_spin"];
+    let from_thread_start = folded.count(|frames| frames.starts_with(&root.map(String::from)));
+    assert_eq!(from_thread_start, in_worker, "{:?}", folded.stacks);
+    let report = run.report();
     assert!(
         report.number("incomplete") * 100 <= report.samples(),
         "{}",

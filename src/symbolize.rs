@@ -11,10 +11,12 @@
 //! Results are cached per module and address across dumps; the files read for them are
 //! closed at the end of each dump.
 
+mod elf_tables;
 mod perf_map;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use blazesym::symbolize::source::{Elf, Source};
@@ -22,10 +24,16 @@ use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
 use crate::base::clock::monotonic_nanos;
 use crate::modules::{ModuleInfo, ModuleMap};
+use elf_tables::ElfTables;
 use perf_map::PerfMap;
 
 /// Where separate debug files are looked for, besides beside the binary itself.
 const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
+
+/// The most DWARF (`.debug_info` bytes) an object may hold in itself for its inlined functions
+/// to be named without `STACKSAMPLE_LINES=1`. A -g C++ program with 1.6 MB took 10-25 ms more
+/// to name 140 addresses, 30-70 ms more for 1,400 (docs/output.md): a larger file costs more.
+const MAX_OWN_DWARF: u64 = 4 << 20;
 
 /// One source-level frame: a function, and where in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,12 +74,13 @@ pub struct SymbolOptions {
     pub debug_dirs: Vec<PathBuf>,
 }
 
-/// A symbolizer that demangles and, with `lines`, reads DWARF lines and inlined functions.
-fn symbolizer(lines: bool, debug_dirs: &[PathBuf]) -> Symbolizer {
+/// A symbolizer that demangles and, from sources whose DWARF it is asked to read, gives lines
+/// and inlined functions.
+fn symbolizer(debug_dirs: &[PathBuf]) -> Symbolizer {
     Symbolizer::builder()
         .enable_demangling(true)
-        .enable_code_info(lines)
-        .enable_inlined_fns(lines)
+        .enable_code_info(true)
+        .enable_inlined_fns(true)
         .set_debug_dirs(Some(debug_dirs.to_vec()))
         .build()
 }
@@ -92,7 +101,7 @@ impl Symbols {
         let mut debug_dirs: Vec<PathBuf> = options.debug_dirs.clone();
         debug_dirs.extend(SYSTEM_DEBUG_DIRS.iter().map(PathBuf::from));
         Symbols {
-            symbolizer: symbolizer(options.lines, &debug_dirs),
+            symbolizer: symbolizer(&debug_dirs),
             lines: options.lines,
             debug_dirs,
             names: HashMap::new(),
@@ -134,7 +143,7 @@ impl Symbols {
         // The symbolizer keeps the files it read open; the program may close those
         // descriptors and reuse the numbers, which a later close of ours would then take
         // from it. A fresh one per dump closes them now; the names stay in `names`.
-        self.symbolizer = symbolizer(self.lines, &self.debug_dirs);
+        self.symbolizer = symbolizer(&self.debug_dirs);
     }
 
     /// Takes note of a new stack's lookup addresses while the program runs: those outside
@@ -166,8 +175,10 @@ impl Symbols {
         }
     }
 
-    /// Names from the ELF symbol tables (full demangled names, `ns::Class::method`), and with
-    /// lines on, files, lines and inlined callees from DWARF (whose names are short).
+    /// Names from the ELF symbol tables (full demangled names, `ns::Class::method`); inlined
+    /// callees from DWARF (whose names are short) in the file itself, if it holds at most
+    /// [`MAX_OWN_DWARF`]; with lines on, files and lines too, and the DWARF of separate debug
+    /// files.
     fn lookup_module(&self, module: &ModuleInfo, addresses: &[u64]) -> Vec<Frames> {
         let Some(path) = &module.path else {
             return addresses
@@ -186,10 +197,14 @@ impl Symbols {
             let results = self
                 .symbolizer
                 .symbolize(&source, Input::VirtOffset(offsets));
-            results.unwrap_or_else(|_| {
+            let mut results = results.unwrap_or_else(|_| {
                 let unknown = || Symbolized::Unknown(blazesym::symbolize::Reason::IgnoredError);
                 offsets.iter().map(|_| unknown()).collect()
-            })
+            });
+            if !debug_syms {
+                prefer_usual_names(&mut results, file);
+            }
+            results
         };
         let mut symbols = symbolize(path, false, &offsets);
         if let Some(debug_file) = &debug_file {
@@ -209,8 +224,10 @@ impl Symbols {
         let debug = match (&debug_file, self.lines) {
             (Some(debug_file), true) => symbolize(debug_file, true, &offsets),
             (None, true) => symbolize(path, true, &offsets),
+            (_, false) if has_own_dwarf(path) => symbolize(path, true, &offsets),
             (_, false) => Vec::new(),
         };
+        let lines = self.lines;
         let mut debug = debug.into_iter();
         addresses
             .iter()
@@ -219,13 +236,15 @@ impl Symbols {
                 let from_debug = debug.next();
                 match (symbol, from_debug) {
                     (Symbolized::Sym(symbol), Some(Symbolized::Sym(debug))) => {
-                        let mut frames = sym_frames(&debug, &module.name);
+                        let mut frames = sym_frames(&debug, &module.name, lines);
                         frames[0].function = symbol.name.to_string();
                         frames[0].start = Some(symbol.addr);
                         frames.into()
                     }
-                    (_, Some(Symbolized::Sym(debug))) => sym_frames(&debug, &module.name).into(),
-                    (Symbolized::Sym(symbol), _) => sym_frames(&symbol, &module.name).into(),
+                    (_, Some(Symbolized::Sym(debug))) => {
+                        sym_frames(&debug, &module.name, lines).into()
+                    }
+                    (Symbolized::Sym(symbol), _) => sym_frames(&symbol, &module.name, lines).into(),
                     (Symbolized::Unknown(_), _) => offset_frames(module, address),
                 }
             })
@@ -233,8 +252,6 @@ impl Symbols {
     }
 }
 
-/// The symbol's function, then each inlined function, outermost first. In blazesym each
-/// frame's code info is where it calls the next one; the innermost's is the address itself.
 impl Symbols {
     fn build_id_debug_file(&self, module: &ModuleInfo) -> Option<PathBuf> {
         let id: String = module
@@ -252,9 +269,51 @@ impl Symbols {
     }
 }
 
-fn sym_frames(sym: &Sym<'_>, module: &str) -> Vec<SourceFrame> {
+/// Renames each symbol that `file`'s symbol tables gave to the alias a person calls the
+/// function by (blazesym names any of the symbols at an address: `__libc_free`, `cfree`).
+fn prefer_usual_names(symbols: &mut [Symbolized<'_>], file: &Path) {
+    let starts: HashSet<u64> = symbols
+        .iter()
+        .filter_map(|symbol| match symbol {
+            Symbolized::Sym(sym) => Some(sym.addr),
+            Symbolized::Unknown(_) => None,
+        })
+        .collect();
+    if starts.is_empty() {
+        return;
+    }
+    let Some(tables) = ElfTables::open(file) else {
+        return;
+    };
+    let aliases = tables.aliases(&starts);
+    for symbol in symbols {
+        let Symbolized::Sym(sym) = symbol else {
+            continue;
+        };
+        let Some(names) = aliases.get(&sym.addr) else {
+            continue;
+        };
+        // A demangled name is none of the table's names: it is kept.
+        if let (true, Some(usual)) = (names.iter().any(|n| *n == sym.name), names.first()) {
+            sym.name = Cow::Owned(usual.clone());
+        }
+    }
+}
+
+/// Whether `file` holds DWARF of its own (a `-g` build), no more than [`MAX_OWN_DWARF`].
+fn has_own_dwarf(file: &Path) -> bool {
+    ElfTables::open(file)
+        .map(|tables| tables.section_size(".debug_info"))
+        .is_some_and(|size| size > 0 && size <= MAX_OWN_DWARF)
+}
+
+/// The symbol's function, then each inlined function, outermost first, with files and lines
+/// if `lines`. In blazesym each frame's code info is where it calls the next one; the
+/// innermost's is the address itself.
+fn sym_frames(sym: &Sym<'_>, module: &str, lines: bool) -> Vec<SourceFrame> {
     let mut frames = Vec::with_capacity(1 + sym.inlined.len());
-    let (file, line) = location(sym.code_info.as_deref());
+    let place = |info| if lines { location(info) } else { (None, None) };
+    let (file, line) = place(sym.code_info.as_deref());
     frames.push(SourceFrame {
         function: sym.name.to_string(),
         module: module.to_owned(),
@@ -264,7 +323,7 @@ fn sym_frames(sym: &Sym<'_>, module: &str) -> Vec<SourceFrame> {
         start: Some(sym.addr),
     });
     for inlined in sym.inlined.iter() {
-        let (file, line) = location(inlined.code_info.as_ref());
+        let (file, line) = place(inlined.code_info.as_ref());
         frames.push(SourceFrame {
             function: inlined.name.to_string(),
             module: module.to_owned(),

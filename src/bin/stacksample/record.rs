@@ -74,7 +74,8 @@ pub struct RecordArgs {
     /// A root frame per thread in folded and flame-graph output.
     #[arg(long = "per-thread")]
     per_thread: bool,
-    /// Source lines and inlined functions from debug information (slower dump).
+    /// Source files and lines from debug information, and the inlined functions of separate
+    /// debug files (slower dump).
     #[arg(long)]
     lines: bool,
     /// Stop the command with SIGTERM after this time (it writes its profile first); record
