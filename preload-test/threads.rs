@@ -238,7 +238,8 @@ fn blocked_thread_sees_no_eintr_and_its_stack_shows_the_call() {
 }
 
 /// Seven threads blocked in seven kinds of call, each below `thread_entry ->
-/// blk_<kind>_outer -> blk_<kind>_inner`, and the main thread in `clock_nanosleep`: at least
+/// blk_<kind>_outer -> blk_<kind>_inner` (and above the old frame records of an earlier
+/// chain of calls), and the main thread in `clock_nanosleep`: at least
 /// 99% of each thread's samples have the whole stack, and no call sees EINTR. Returns the
 /// report, whose `taken` line says how many unwinds found the frame pointer on the stack.
 fn assert_blocked_kinds_whole(flags: &[&str]) -> crate::support::Report {
@@ -259,6 +260,8 @@ fn assert_blocked_kinds_whole(flags: &[&str]) -> crate::support::Report {
     };
     for kind in ["read", "poll", "epoll", "sleep", "cond", "accept", "mutex"] {
         let (outer, inner) = (format!("blk_{kind}_outer"), format!("blk_{kind}_inner"));
+        // Below the inner function only the library's code: a program function there would
+        // be a frame invented from an old frame record.
         let whole = folded.count(|f| {
             f.len() > 5
                 && f[0].contains("clone")
@@ -266,9 +269,15 @@ fn assert_blocked_kinds_whole(flags: &[&str]) -> crate::support::Report {
                 && f[2] == "thread_entry"
                 && f[3] == outer
                 && f[4] == inner
+                && !f[5..]
+                    .iter()
+                    .any(|name| name.starts_with("blk_") || name.contains("frame_records"))
         });
         let samples = samples_of(&format!("blk-{kind}"));
-        assert!(samples >= 500, "{flags:?} blk-{kind}: {samples} samples");
+        assert!(
+            samples >= 500,
+            "{flags:?} blk-{kind}: {samples} samples: {threads:?}"
+        );
         assert!(
             whole * 100 >= samples * 99,
             "{flags:?} blk-{kind}: {whole} of {samples} whole: {:?}",

@@ -49,13 +49,15 @@ static int ms_left(struct timespec until) {
 }
 
 /* Each inner function does its call, then returns a value its outer function uses, so that
- * no call is a tail call and every function keeps its frame on the stack. */
+ * no call is a tail call and every function keeps its frame on the stack. The read's buffer
+ * is large and left unwritten but for its first byte: it still holds the frame records of
+ * the calls `leave_frame_records` made before, which must not be taken for its own. */
 __attribute__((noinline)) int blk_read_inner(void) {
-    char byte;
-    while (read(pipe_fds[0], &byte, 1) != 1)
+    char buffer[4096];
+    while (read(pipe_fds[0], buffer, 1) != 1)
         if (errno == EINTR)
             count_eintr();
-    return byte;
+    return buffer[0];
 }
 
 __attribute__((noinline)) int blk_poll_inner(void) {
@@ -145,9 +147,17 @@ static const struct kind kinds[] = {
 
 static volatile int sink;
 
+/* Calls itself `depth` times through a pointer, leaving a chain of frame records of indirect
+ * calls below the caller's frame once it returns. */
+static int (*volatile leave_records)(int);
+__attribute__((noinline)) int leave_frame_records(int depth) {
+    return depth > 0 ? leave_records(depth - 1) + 1 : 0;
+}
+
 __attribute__((noinline)) void *thread_entry(void *arg) {
     const struct kind *kind = arg;
     pthread_setname_np(pthread_self(), kind->name);
+    sink = leave_records(16);
     sink = kind->outer();
     return NULL;
 }
@@ -181,6 +191,7 @@ static void release_blocked_threads(void) {
 int main(int argc, char **argv) {
     if (argc > 1)
         block_ms = atoi(argv[1]);
+    leave_records = leave_frame_records;
     if (pipe(pipe_fds) != 0)
         return 99;
     open_listener();

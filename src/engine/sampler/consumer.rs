@@ -240,6 +240,9 @@ impl Consumer {
             Mode::Cpu => true,
             Mode::Wall => match self.blocked.sample(&mut thread, &self.stats) {
                 Blocking::Sampled(sample) => {
+                    // A thread blocked for its whole life is never answered: its name (set
+                    // after it started, as most are) is read again here.
+                    self.refresh_name(tid);
                     self.record(sample);
                     false
                 }

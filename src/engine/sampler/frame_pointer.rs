@@ -1,9 +1,16 @@
 //! The frame pointer of a thread blocked in a system call, found on its stack. The kernel
 //! reports only the stack and instruction pointers of a blocked thread, and the unwind rule
 //! of code built with frame pointers needs the third. A stack slot is taken for the frame
-//! pointer only when it cannot be a coincidence: the word above it is a return address just
-//! after a call instruction in a loaded object, a direct call there targets the function
-//! being unwound, and the unwind tables of that caller agree with the frame it leads to.
+//! record of the function being unwound only if:
+//! - it lies above the locals the function's prologue allocates (`sub $n, %rsp`), where
+//!   records left by earlier calls cannot be;
+//! - the word above it is a return address just after a call instruction in a loaded object,
+//!   and a direct call there targets the function being unwound;
+//! - the function's rule, given that slot, leads to that return address, and the caller's
+//!   rule from there leads to a return address after a call to the caller.
+//!
+//! Indirect calls cannot be checked against their target; docs/limits.md says what that
+//! leaves.
 
 use framehop::x86_64::UnwindRegsX86_64;
 use framehop::{FrameAddress, Unwinder as _};
@@ -37,10 +44,11 @@ impl FindFramePointer for FramePointerSearch<'_> {
     ) -> Option<u64> {
         let lookup = address.address_for_lookup();
         let function = self.map?.find(lookup)?.function_start(lookup)?;
+        let lowest = regs.sp().checked_add(locals_size(function))?;
         // Lent to the stack copy while the search borrows the rest.
         let mut window = std::mem::take(self.window);
         let found = Stack::read(regs.sp(), stack_end, &mut window).and_then(|stack| {
-            (regs.sp()..stack.end.saturating_sub(8))
+            (lowest..stack.end.saturating_sub(8))
                 .step_by(8)
                 .find(|&slot| self.is_frame_pointer(slot, function, address, regs, &stack))
         });
@@ -73,15 +81,19 @@ impl FramePointerSearch<'_> {
         if unwound != Ok(Some(return_address)) || frame.sp() != slot + 16 {
             return false;
         }
-        // The caller's own rule, from where the candidate leaves it, must lead to the end of
-        // the stack or to another return address after a call.
+        // The caller's own rule, from where the candidate leaves it, must lead to a return
+        // address after a call to the caller. (Functions built with frame pointers are not
+        // called from the outermost frames, `_start` and `clone3`.)
         let Some(caller) = FrameAddress::from_return_address(return_address) else {
             return false;
         };
+        let caller_start = self
+            .map
+            .and_then(|map| map.find(caller.address_for_lookup()))
+            .and_then(|module| module.function_start(caller.address_for_lookup()));
         match self.unwind(caller, &mut frame, stack) {
-            Ok(None) => true,
-            Ok(Some(next)) => self.follows_call(next, None),
-            Err(()) => false,
+            Ok(Some(next)) => caller_start.is_some() && self.follows_call(next, caller_start),
+            Ok(None) | Err(()) => false,
         }
     }
 
@@ -110,14 +122,15 @@ impl FramePointerSearch<'_> {
         let Some(code) = read_array::<8>(return_address.wrapping_sub(8)) else {
             return false;
         };
-        match call_ending_at(&code, return_address) {
-            Some(Call::Direct(target)) => callee.is_none_or(|f| resolve_stub(target) == Some(f)),
-            Some(Call::ThroughSlot(slot)) => {
+        // The bytes may read as more than one call (an `e8` inside an earlier instruction):
+        // any that fits will do.
+        calls_ending_at(&code, return_address).any(|call| match call {
+            Call::Direct(target) => callee.is_none_or(|f| resolve_stub(target) == Some(f)),
+            Call::ThroughSlot(slot) => {
                 callee.is_none_or(|f| read_array::<8>(slot).map(u64::from_ne_bytes) == Some(f))
             }
-            Some(Call::Indirect) => true,
-            None => false,
-        }
+            Call::Indirect => true,
+        })
     }
 }
 
@@ -158,22 +171,25 @@ enum Call {
     Indirect,
 }
 
-/// Decodes the call instruction that ends at `return_address`, whose 8 preceding bytes are
-/// `code`; `None` if none does.
-fn call_ending_at(code: &[u8; 8], return_address: u64) -> Option<Call> {
+/// The call instructions the 8 bytes `code` before `return_address` can end with.
+fn calls_ending_at(code: &[u8; 8], return_address: u64) -> impl Iterator<Item = Call> {
     let ends_with = |length: usize| &code[8 - length..];
     let rel32 = |bytes: &[u8]| i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if let [0xe8, rest @ ..] = ends_with(5) {
-        let target = return_address.wrapping_add_signed(rel32(rest).into());
-        return Some(Call::Direct(target));
-    }
-    if let [0xff, 0x15, rest @ ..] = ends_with(6) {
-        let slot = return_address.wrapping_add_signed(rel32(rest).into());
-        return Some(Call::ThroughSlot(slot));
-    }
-    // `ff /2` with every addressing form: the form (ModRM, and SIB when present) gives the
-    // length, which must end exactly at the return address.
-    [2, 3, 4, 6, 7]
+    let direct = match ends_with(5) {
+        [0xe8, rest @ ..] => Some(Call::Direct(
+            return_address.wrapping_add_signed(rel32(rest).into()),
+        )),
+        _ => None,
+    };
+    let through_slot = match ends_with(6) {
+        [0xff, 0x15, rest @ ..] => Some(Call::ThroughSlot(
+            return_address.wrapping_add_signed(rel32(rest).into()),
+        )),
+        _ => None,
+    };
+    // `ff /2` in every other addressing form: the form (ModRM, and SIB when present) gives
+    // the length, which must end exactly at the return address.
+    let indirect = [2, 3, 4, 6, 7]
         .into_iter()
         .any(|length| match ends_with(length) {
             [0xff, modrm, rest @ ..] => {
@@ -181,7 +197,37 @@ fn call_ending_at(code: &[u8; 8], return_address: u64) -> Option<Call> {
             }
             _ => false,
         })
-        .then_some(Call::Indirect)
+        .then_some(Call::Indirect);
+    [direct, through_slot, indirect].into_iter().flatten()
+}
+
+/// Bytes of locals that the prologue of the function at `start` allocates below its frame
+/// record: its `sub $n, %rsp` within the first instructions after `push %rbp; mov %rsp,
+/// %rbp` (other instructions may be scheduled between them). 0 if it has none that reads so.
+fn locals_size(start: u64) -> u64 {
+    const PROLOGUE_BYTES: usize = 40;
+    read_array::<PROLOGUE_BYTES>(start).map_or(0, |code| locals_in(&code))
+}
+
+/// [`locals_size`] of a function whose code starts with `code`.
+fn locals_in(code: &[u8]) -> u64 {
+    let Some(after_mov) = code.windows(3).position(|w| w == [0x48, 0x89, 0xe5]) else {
+        return 0;
+    };
+    let body = &code[after_mov + 3..];
+    let sub_imm8 = body.windows(4).position(|w| w[..3] == [0x48, 0x83, 0xec]);
+    let sub_imm32 = body.windows(7).position(|w| w[..3] == [0x48, 0x81, 0xec]);
+    // The first `sub` in the code is the prologue's.
+    match (sub_imm8, sub_imm32) {
+        (Some(a), b) if b.is_none_or(|b| a < b) => u64::from(body[a + 3]),
+        (_, Some(b)) => u64::from(u32::from_le_bytes([
+            body[b + 3],
+            body[b + 4],
+            body[b + 5],
+            body[b + 6],
+        ])),
+        _ => 0,
+    }
 }
 
 /// Length of `ff /2` with this ModRM byte, followed by `rest`.
@@ -227,10 +273,27 @@ fn read_array<const N: usize>(address: u64) -> Option<[u8; N]> {
 mod tests {
     use super::*;
 
-    fn ending(bytes: &[u8]) -> [u8; 8] {
+    /// The calls that code ending with `bytes` (after nops) at `at` can be.
+    fn calls(bytes: &[u8], at: u64) -> Vec<Call> {
         let mut code = [0x90; 8];
         code[8 - bytes.len()..].copy_from_slice(bytes);
-        code
+        calls_ending_at(&code, at).collect()
+    }
+
+    #[test]
+    fn locals_are_read_from_the_prologue() {
+        // push %rbp; mov $1,%edx; mov %rsp,%rbp; sub $0x1000,%rsp (as gcc -O2 schedules it)
+        let prologue = [
+            0x55, 0xba, 1, 0, 0, 0, 0x48, 0x89, 0xe5, 0x48, 0x81, 0xec, 0, 0x10, 0, 0,
+        ];
+        assert_eq!(locals_in(&prologue), 0x1000);
+        // push %rbp; mov %rsp,%rbp; push %rbx; sub $0x18,%rsp
+        assert_eq!(
+            locals_in(&[0x55, 0x48, 0x89, 0xe5, 0x53, 0x48, 0x83, 0xec, 0x18]),
+            0x18
+        );
+        // No frame record set up: no bound.
+        assert_eq!(locals_in(&[0x48, 0x83, 0xec, 0x18, 0xc3]), 0);
     }
 
     #[test]
@@ -238,14 +301,17 @@ mod tests {
         let at = 0x1000;
         // call 0x1000 - 0x10
         assert_eq!(
-            call_ending_at(&ending(&[0xe8, 0xf0, 0xff, 0xff, 0xff]), at),
-            Some(Call::Direct(0xff0))
+            calls(&[0xe8, 0xf0, 0xff, 0xff, 0xff], at),
+            [Call::Direct(0xff0)]
         );
         // call *0x20(%rip)
         assert_eq!(
-            call_ending_at(&ending(&[0xff, 0x15, 0x20, 0, 0, 0]), at),
-            Some(Call::ThroughSlot(0x1020))
+            calls(&[0xff, 0x15, 0x20, 0, 0, 0], at),
+            [Call::ThroughSlot(0x1020)]
         );
+        // mov -0x18(%rbp),%eax; mov %eax,%edi; call *%rdx: an e8 five bytes back, but the
+        // call is the indirect one.
+        assert!(calls(&[0x8b, 0x45, 0xe8, 0x89, 0xc7, 0xff, 0xd2], at).contains(&Call::Indirect));
         // call *%rax, call *%r8 (REX), call *0x18(%rbx), call *(%rax,%rbx,8), call *0x100(%rcx)
         for bytes in [
             &[0xff, 0xd0][..],
@@ -254,15 +320,11 @@ mod tests {
             &[0xff, 0x14, 0xd8],
             &[0xff, 0x91, 0, 1, 0, 0],
         ] {
-            assert_eq!(
-                call_ending_at(&ending(bytes), at),
-                Some(Call::Indirect),
-                "{bytes:x?}"
-            );
+            assert_eq!(calls(bytes, at), [Call::Indirect], "{bytes:x?}");
         }
         // jmp *%rax (ff /4), a mov ending in ff d0's place, and plain data are no calls.
         for bytes in [&[0xff, 0xe0][..], &[0x48, 0x89, 0xc7], &[0, 0, 0, 0]] {
-            assert_eq!(call_ending_at(&ending(bytes), at), None, "{bytes:x?}");
+            assert_eq!(calls(bytes, at), [], "{bytes:x?}");
         }
     }
 }
