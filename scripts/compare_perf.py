@@ -2,7 +2,8 @@
 scripts/compare-perf.sh, which installs what this needs).
 
 Each program runs under `perf record -e cpu-clock -F 999 -g`, under stacksample at 1 kHz
-(`STACKSAMPLE_TID=main STACKSAMPLE_INTERVAL=1ms`), then under perf again. For each run the
+(`STACKSAMPLE_TID=main STACKSAMPLE_INTERVAL=1ms STACKSAMPLE_MODE=cpu`: perf's cpu-clock
+counts time on the CPU only), then under perf again. For each run the
 self time is split by function name: perf's leaf is the first frame of a sample outside the
 kernel (where the program was when it entered the kernel, as stacksample sees it), samples
 without such a frame are left out; names lose a symbol version (`@@GLIBC_2.17`) and a C++
@@ -142,7 +143,7 @@ def stacksample_record(name, command, comm, stdin):
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     env = dict(os.environ, LD_PRELOAD=str(LIBRARY), STACKSAMPLE_TID="main",
-               STACKSAMPLE_INTERVAL="1ms", STACKSAMPLE_FORMAT="txt,folded",
+               STACKSAMPLE_INTERVAL="1ms", STACKSAMPLE_MODE="cpu", STACKSAMPLE_FORMAT="txt,folded",
                STACKSAMPLE_OUTPUT=str(out / "profile.%p"))
     subprocess.run(command, input=stdin, text=True, env=env, stdout=subprocess.DEVNULL, check=True)
     counts = collections.Counter()
