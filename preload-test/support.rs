@@ -360,6 +360,16 @@ impl Report {
             .collect()
     }
 
+    /// Samples of the thread named `name` (its `thread:` line says `tid (name): N samples`);
+    /// 0 if no thread has that name.
+    pub fn samples_of_thread(&self, name: &str) -> u64 {
+        let label = format!("({name})");
+        self.thread_samples()
+            .into_iter()
+            .find(|(thread, _)| thread.ends_with(&label))
+            .map_or(0, |(_, n)| n)
+    }
+
     /// Samples in the profile (the `samples:` line).
     pub fn samples(&self) -> u64 {
         self.number("samples")

@@ -251,13 +251,7 @@ fn assert_blocked_kinds_whole(flags: &[&str]) -> crate::support::Report {
     let folded = run.folded();
     let report = run.report();
     let threads = report.thread_samples();
-    let samples_of = |name: &str| {
-        let label = format!("({name})");
-        threads
-            .iter()
-            .find(|(thread, _)| thread.ends_with(&label))
-            .map_or(0, |(_, n)| *n)
-    };
+    let samples_of = |name: &str| report.samples_of_thread(name);
     for kind in ["read", "poll", "epoll", "sleep", "cond", "accept", "mutex"] {
         let (outer, inner) = (format!("blk_{kind}_outer"), format!("blk_{kind}_inner"));
         // Below the inner function only the library's code: a program function there would
@@ -333,14 +327,7 @@ fn cpu_mode_leaves_blocked_threads_out() {
     let report = run.report();
     assert_eq!(report.field("mode"), "cpu");
     let labels = sections(&report);
-    let threads = report.thread_samples();
-    let samples_of = |name: &str| {
-        let label = format!("({name})");
-        threads
-            .iter()
-            .find(|(l, _)| l.contains(&label))
-            .map_or(0, |(_, n)| *n)
-    };
+    let samples_of = |name: &str| report.samples_of_thread(name);
     assert!(
         samples_of("cruncher-a") >= 100,
         "{labels:?}\n{}",
