@@ -216,6 +216,7 @@ mod tests {
                 frames: vec![0x10, 0x20].into(),
                 stop: StopReason::Complete,
                 handler_nanos: Some(500),
+                python: None,
             };
             let expected = if new_stack {
                 Added::NewStack

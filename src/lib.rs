@@ -42,7 +42,9 @@
 //! 2. `settings`: the resolved settings (`model`) and the `STACKSAMPLE_*` parser (`env`).
 //! 3. `threads`: what the kernel says of this process's threads; which to sample; fork guard.
 //! 4. `sample`, `stats`: the raw sample that crosses from engine to consumer; the counters.
-//! 5. `modules`: loaded objects, their unwind data (copied) and the memory map.
+//! 5. `modules`, `python`: loaded objects, their unwind data (copied) and the memory map;
+//!    CPython's layouts, thread states and code objects, and Python frames spliced into
+//!    native stacks.
 //! 6. `engine::handler`: every piece of code that runs in signal context, and nothing else.
 //! 7. `engine`: handler installation, the sampler thread and its consumers, thread start.
 //! 8. `aggregate`, `symbolize`: counts of raw stacks; names, at dump time only.
@@ -113,6 +115,7 @@ mod modules;
 pub mod output;
 mod preload;
 pub mod profile;
+mod python;
 mod run;
 mod sample;
 pub mod settings;

@@ -2,6 +2,8 @@
 //! (the drain, a `Timer`'s callback): one raw sample, why its unwinding stopped, and the
 //! batches they travel in. Both sides import it; it imports neither.
 
+use std::sync::Arc;
+
 use crossbeam_channel::Sender;
 
 /// Why the handler stopped unwinding.
@@ -48,6 +50,70 @@ pub struct RawSample {
     pub stop: StopReason,
     /// Time the signal handler took; `None` for a blocked thread sampled without a signal.
     pub handler_nanos: Option<u64>,
+    /// The thread's Python frames, when it is a CPython thread and Python frames are on.
+    pub python: Option<PythonStack>,
+}
+
+/// One entry of a thread's Python frame chain, as the handler read it: a frame's code
+/// object and instruction pointer, or the mark that an evaluation-loop activation ends here
+/// (the frames before it, toward the leaf, ran in one `_PyEval_EvalFrameDefault` call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PythonFrameRaw {
+    /// Address of the code object; 0 for an activation's end.
+    pub code: u64,
+    /// Address of the instruction the frame runs (or last ran).
+    pub instr: u64,
+}
+
+impl PythonFrameRaw {
+    pub const ACTIVATION_END: PythonFrameRaw = PythonFrameRaw { code: 0, instr: 0 };
+
+    pub fn is_activation_end(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// A thread's Python frames, innermost first, named by the sampler as it collected them
+/// (code objects can be freed soon after), and why the read stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonStack {
+    pub entries: Box<[PythonEntry]>,
+    pub stop: PythonStop,
+}
+
+/// One entry of a named Python frame chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PythonEntry {
+    /// A frame: its code object (`None` when none was there any more when the sampler
+    /// looked) and the line it was at.
+    Frame {
+        code: Option<Arc<PythonCode>>,
+        line: Option<u32>,
+    },
+    /// The frames before it (toward the leaf) ran in one evaluation-loop activation.
+    ActivationEnd,
+}
+
+/// What names a code object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PythonCode {
+    pub qualname: Arc<str>,
+    pub filename: Arc<str>,
+}
+
+/// Why the read of a Python frame chain stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonStop {
+    /// The chain's end: every frame was read.
+    Complete,
+    /// More frames than the slot holds.
+    DepthLimit,
+    /// A frame or the thread state could not be read (memory changed under the read, a
+    /// frame popped mid-sample): outer frames are missing.
+    ReadFailed,
+    /// The thread state no longer belongs to the sampled thread (it ended its Python part,
+    /// or its state was freed); no Python frames.
+    NotThisThread,
 }
 
 impl RawSample {

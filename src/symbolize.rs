@@ -24,8 +24,12 @@ use blazesym::symbolize::{CodeInfo, Input, Sym, Symbolized, Symbolizer};
 
 use crate::base::clock::monotonic_nanos;
 use crate::modules::{ModuleInfo, ModuleMap};
+use crate::python::{is_python_frame, PythonFrames};
 use elf_tables::ElfTables;
 use perf_map::PerfMap;
+
+/// The module column of Python frames.
+pub const PYTHON_MODULE: &str = "python";
 
 /// Where separate debug files are looked for, besides beside the binary itself.
 const SYSTEM_DEBUG_DIRS: [&str; 2] = ["/usr/lib/debug", "/lib/debug"];
@@ -94,6 +98,8 @@ pub struct Symbols {
     /// lookup address.
     names: HashMap<(usize, u64), Frames>,
     perf_map: PerfMap,
+    /// Python frames spliced into stacks, and their names.
+    pub python: PythonFrames,
 }
 
 impl Symbols {
@@ -106,6 +112,7 @@ impl Symbols {
             debug_dirs,
             names: HashMap::new(),
             perf_map: PerfMap::default(),
+            python: PythonFrames::default(),
         }
     }
 
@@ -114,7 +121,7 @@ impl Symbols {
     pub fn prepare(&mut self, map: &ModuleMap, lookups: impl Iterator<Item = u64>) {
         let mut per_module: HashMap<usize, (&Arc<ModuleInfo>, Vec<u64>)> = HashMap::new();
         let mut outside = false;
-        for lookup in lookups {
+        for lookup in lookups.filter(|&l| !is_python_frame(l)) {
             let Some(module) = map.find(lookup) else {
                 outside = true;
                 continue;
@@ -149,7 +156,7 @@ impl Symbols {
     /// Takes note of a new stack's lookup addresses while the program runs: those outside
     /// every module that the perf map does not name yet wait for its next look.
     pub fn note_stack(&mut self, map: &ModuleMap, lookups: impl Iterator<Item = u64>) {
-        for lookup in lookups.filter(|&l| map.find(l).is_none()) {
+        for lookup in lookups.filter(|&l| !is_python_frame(l) && map.find(l).is_none()) {
             self.perf_map.note_unnamed(lookup);
         }
     }
@@ -162,6 +169,9 @@ impl Symbols {
 
     /// The frames at `lookup` (named by `prepare`, or a fallback name).
     pub fn frames(&self, map: Option<&ModuleMap>, lookup: u64) -> Frames {
+        if is_python_frame(lookup) {
+            return Arc::new([self.python_frame(lookup)]);
+        }
         let Some(module) = map.and_then(|m| m.find(lookup)) else {
             let frame = match self.perf_map.find(lookup) {
                 Some(name) => SourceFrame::named(name.to_owned(), "[jit]"),
@@ -172,6 +182,19 @@ impl Symbols {
         match self.names.get(&(module_key(module), lookup)) {
             Some(frames) => frames.clone(),
             None => offset_frames(module, lookup),
+        }
+    }
+
+    /// A Python frame: `qualname (file.py:line)`, with the whole file name and the line
+    /// apart for the formats that keep them (pprof).
+    fn python_frame(&self, entry: u64) -> SourceFrame {
+        match self.python.name(entry) {
+            Some(name) => SourceFrame {
+                file: Some(name.filename.to_string()),
+                line: name.line,
+                ..SourceFrame::named(name.label(), PYTHON_MODULE)
+            },
+            None => SourceFrame::named("[python]".to_owned(), PYTHON_MODULE),
         }
     }
 

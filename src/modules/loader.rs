@@ -168,6 +168,36 @@ pub fn read_memory(address: u64, out: &mut [u8]) -> bool {
     copied >= 0 && copied as usize == out.len()
 }
 
+/// Reads the 8-byte words at `addresses` (at most eight) into `out` in one
+/// `process_vm_readv`; `false` unless every word could be read.
+pub fn read_words(addresses: &[u64], out: &mut [u64]) -> bool {
+    /// `process_vm_readv` takes at most this many remote pieces here.
+    const MAX_WORDS: usize = 8;
+    let count = addresses.len();
+    if count == 0 || count > MAX_WORDS || out.len() < count {
+        return false;
+    }
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut remote = [empty; MAX_WORDS];
+    for (piece, &address) in remote.iter_mut().zip(addresses) {
+        piece.iov_base = address as *mut libc::c_void;
+        piece.iov_len = 8;
+    }
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr() as *mut libc::c_void,
+        iov_len: count * 8,
+    };
+    // SAFETY: `local` describes the first `count` words of `out`; the kernel validates
+    // `remote`. Both calls are async-signal-safe.
+    let copied = unsafe {
+        libc::process_vm_readv(libc::getpid(), &local, 1, remote.as_ptr(), count as _, 0)
+    };
+    copied >= 0 && copied as usize == count * 8
+}
+
 /// `dlpi_adds`/`dlpi_subs`: the loader's counts of loads and unloads, a cheap change check.
 pub(super) fn dl_counts() -> (u64, u64) {
     unsafe extern "C" fn first(

@@ -107,7 +107,7 @@ impl ModuleMap {
         range.contains(&address).then_some(module)
     }
 
-    #[cfg(test)]
+    /// Every module, once per code range (an object with two code segments twice).
     pub fn modules(&self) -> impl Iterator<Item = &Arc<ModuleInfo>> {
         self.modules.iter().map(|(_, m)| m)
     }

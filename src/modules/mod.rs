@@ -21,7 +21,7 @@ mod maps;
 mod registry;
 mod snapshot;
 
-pub use loader::read_memory;
+pub use loader::{read_memory, read_words};
 pub use loader_lock::loader_lock_may_be_held;
 pub use map::{ModuleInfo, ModuleMap};
 pub use registry::{Generation, ModuleRegistry};

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::model::*;
 use crate::aggregate::Aggregate;
 use crate::modules::{ModuleInfo, ModuleMap};
+use crate::python::is_python_frame;
 use crate::sample::StopReason;
 use crate::symbolize::{SourceFrame, Symbols};
 
@@ -126,10 +127,11 @@ fn program_locations(
 }
 
 /// Addresses to look names up at, leaf first: the leaf as is, return addresses minus one so
-/// that a call at the very end of a function is not blamed on the next function.
+/// that a call at the very end of a function is not blamed on the next function. Python
+/// frames are names already.
 pub fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
     frames.iter().enumerate().map(|(depth, &address)| {
-        if depth == 0 {
+        if depth == 0 || is_python_frame(address) {
             address
         } else {
             address.saturating_sub(1)

@@ -238,7 +238,9 @@ impl Drain {
         match message {
             DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
+                    // The depth limit counts native frames, as the handler took them.
                     sample.truncate(self.context.settings.max_depth);
+                    self.symbols.python.splice(sample);
                     match self.aggregate.add(sample) {
                         Added::Counted => {}
                         Added::NewStack => self.note_new_stack(),
@@ -251,6 +253,8 @@ impl Drain {
                 }
             }
             DrainMessage::Engine(Delivery::Modules(map)) => {
+                // The sampler said already if the interpreter's layout is unknown.
+                let _ = self.symbols.python.note_map(&map);
                 self.maps.insert(map.generation, map);
             }
             DrainMessage::Engine(Delivery::Dump) => {

@@ -81,6 +81,7 @@ impl Session {
             mode: self.settings.mode,
             flush: self.settings.flush,
             answers_dumps: true,
+            python: self.settings.python,
             before_first_send: Some(self.drain.starter()),
             ..ConsumerOptions::new(
                 self.selector.clone(),

@@ -22,6 +22,7 @@ const OUTPUT: &str = "STACKSAMPLE_OUTPUT";
 const DUMP_SIGNAL: &str = "STACKSAMPLE_DUMP_SIGNAL";
 const FORMAT: &str = "STACKSAMPLE_FORMAT";
 const LINES: &str = "STACKSAMPLE_LINES";
+const PYTHON: &str = "STACKSAMPLE_PYTHON";
 const DEBUG_DIRS: &str = "STACKSAMPLE_DEBUG_DIRS";
 const THREAD: &str = "STACKSAMPLE_THREAD";
 const PER_THREAD: &str = "STACKSAMPLE_PER_THREAD";
@@ -34,7 +35,8 @@ const PROGRESS: &str = "STACKSAMPLE_PROGRESS";
 /// Where the `stacksample` command finds the library; set in a shell, it must not stop a
 /// program that the library is preloaded into by hand.
 const LIB: &str = "STACKSAMPLE_LIB";
-const KNOWN: [&str; 17] = [
+const KNOWN: [&str; 18] = [
+    PYTHON,
     LIB,
     PROGRESS,
     SIGNAL,
@@ -100,6 +102,7 @@ impl Settings {
                 DUMP_SIGNAL => settings.dump_signal = parse_signal(DUMP_SIGNAL, &value)?,
                 FORMAT => settings.formats = parse_formats(&value)?,
                 LINES => settings.lines = parse_switch(LINES, &value)?,
+                PYTHON => settings.python = parse_python(&value)?,
                 DEBUG_DIRS => settings.debug_dirs = parse_dirs(DEBUG_DIRS, &value, start_dir)?,
                 PROGRESS => settings.progress = Some(parse_progress(&value, start_dir)?),
                 LIB => {}
@@ -194,6 +197,15 @@ fn parse_switch(name: &'static str, value: &str) -> Result<bool, Error> {
         "1" | "yes" | "on" | "true" => Ok(true),
         "0" | "no" | "off" | "false" => Ok(false),
         _ => Err(Error::setting(name, value, "not a switch", "use 1 or 0")),
+    }
+}
+
+/// `auto` (on when the process is a CPython interpreter of a known layout) or off.
+fn parse_python(value: &str) -> Result<bool, Error> {
+    match value.trim() {
+        "auto" => Ok(true),
+        other => parse_switch(PYTHON, other)
+            .map_err(|_| Error::setting(PYTHON, value, "not auto or a switch", "use auto or 0")),
     }
 }
 

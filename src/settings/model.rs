@@ -113,6 +113,8 @@ pub struct Settings {
     pub lines: bool,
     /// Extra directories searched for separate debug files (besides /usr/lib/debug).
     pub debug_dirs: Vec<PathBuf>,
+    /// Python frames in the stacks of CPython threads (`STACKSAMPLE_PYTHON`).
+    pub python: bool,
     /// Also every thread whose name (`comm`) matches this glob, including names set later.
     pub thread_pattern: Option<glob::Pattern>,
     /// A root frame per thread in folded and flame-graph output.
@@ -143,6 +145,7 @@ impl Settings {
             // every exit, which a build system running thousands of processes pays each time.
             lines: false,
             debug_dirs: Vec::new(),
+            python: true,
             thread_pattern: None,
             per_thread: false,
             flush: None,

@@ -4,6 +4,7 @@
 
 use super::actions::{chain, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
 use super::control::{Control, CONTROL};
+use super::python;
 use super::request::decode_request;
 use super::slots::SlotData;
 use super::statics::{pool_ptr, snapshot_ptr};
@@ -124,6 +125,7 @@ fn fill_slot(data: &mut SlotData, context: *const libc::c_void) {
         (Some(snapshot), Some(regs)) => {
             data.generation = snapshot.generation;
             unwind(snapshot, regs, data);
+            read_python_frames(data);
         }
         _ => {
             data.depth = 0;
@@ -131,6 +133,15 @@ fn fill_slot(data: &mut SlotData, context: *const libc::c_void) {
         }
     }
     data.handler_nanos = monotonic_nanos().saturating_sub(started);
+}
+
+/// Reads the thread's Python frames, when the request asks for them.
+fn read_python_frames(data: &mut SlotData) {
+    if let (Some(target), Some(buffers)) = (&data.python_target, data.python.as_mut()) {
+        let (depth, stop) = python::capture(target, &mut buffers.window, &mut buffers.frames);
+        buffers.depth = depth;
+        buffers.stop = stop;
+    }
 }
 
 /// Records only the interrupted instruction, for a slot without a stack to unwind on.

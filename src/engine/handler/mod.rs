@@ -17,6 +17,8 @@
 //!   the kernel's frame and the handler's entry;
 //! - `statics`: the pool, the unwind snapshot, the sampling signal and the fibers' start
 //!   address the handler reads;
+//! - `python`: the interrupted thread's Python frame chain (code objects and instructions),
+//!   with checked reads only, when the request names the thread's Python state;
 //! - `walk`: the stack walk, also used by the sampler for threads blocked in a system call
 //!   (which alone passes a finder of frame pointers; the handler's finds none);
 //! - `actions`: the program's own actions, stored without allocating, and the chained call;
@@ -29,7 +31,8 @@
 //! What this folder calls outside itself: `base::clock` (`clock_gettime`), `base::futex`
 //! (`futex` wait and wake), `base::thread::pid` (`getpid`), `threads::cpu_time`
 //! (`clock_gettime` of another thread's CPU clock), `modules::read_memory`
-//! (`process_vm_readv`) and `modules::UnwindSnapshot` (read-only lookups), framehop's
+//! and `modules::read_words` (`process_vm_readv`), `python::layout` (offsets, plain data)
+//! and `modules::UnwindSnapshot` (read-only lookups), framehop's
 //! `unwind_frame` with a `MustNotAllocateDuringUnwind` cache, and the system calls
 //! `rt_sigaction` (through glibc's `__sigaction`), `rt_tgsigqueueinfo`, `tgkill`, `write`,
 //! `sigprocmask` and `sigtimedwait`.
@@ -45,6 +48,7 @@ mod control;
 mod entry;
 mod interpose;
 mod own_stack;
+mod python;
 mod request;
 mod slots;
 mod statics;

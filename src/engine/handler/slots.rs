@@ -23,7 +23,8 @@ use framehop::x86_64::CacheX86_64;
 use framehop::MustNotAllocateDuringUnwind;
 
 use super::own_stack::HandlerStack;
-use crate::sample::StopReason;
+use crate::python::PythonTarget;
+use crate::sample::{PythonFrameRaw, PythonStop, StopReason};
 
 /// Slots beyond one per target thread: room for handlers that are stuck (a thread stopped
 /// mid-sample keeps its slot until it resumes) while the others go on.
@@ -52,7 +53,23 @@ pub struct SlotData {
     /// The stack the handler unwinds on, mapped with the cache; `None` if the kernel refused
     /// the memory (the handler then takes the leaf only).
     pub stack: Option<HandlerStack>,
+    /// Set by the sampler for each request: whose Python frames to read, if any.
+    pub python_target: Option<PythonTarget>,
+    /// Made when a request first asks for Python frames.
+    pub python: Option<PythonBuffers>,
 }
+
+/// Where the handler reads a thread's Python frames into.
+pub struct PythonBuffers {
+    pub frames: Box<[PythonFrameRaw]>,
+    pub depth: usize,
+    pub stop: PythonStop,
+    /// The copy of the thread's frame stack the frames are read from.
+    pub window: Box<[u8]>,
+}
+
+/// Bytes of a thread's frame stack copied per sample: about 100 frames of small functions.
+const PYTHON_WINDOW: usize = 16 << 10;
 
 /// One preallocated sample.
 pub struct SampleSlot {
@@ -99,6 +116,8 @@ impl SlotPool {
                     generation: 0,
                     cache: None,
                     stack: None,
+                    python_target: None,
+                    python: None,
                 }),
             })
             .collect();
@@ -168,8 +187,9 @@ impl SampleSlot {
 
     // ---- sampler side -------------------------------------------------------------------
 
-    /// Arms an idle slot for a new request; returns the word the signal must carry.
-    pub fn arm(&self) -> Option<u32> {
+    /// Arms an idle slot for a new request, for Python frames too if `python` is given;
+    /// returns the word the signal must carry.
+    pub fn arm(&self, python: Option<PythonTarget>, max_depth: usize) -> Option<u32> {
         let current = self.state.load(Ordering::Acquire);
         if current & PHASE_MASK != IDLE {
             return None;
@@ -181,6 +201,20 @@ impl SampleSlot {
         if data.stack.is_none() {
             data.stack = HandlerStack::map();
         }
+        if python.is_some() && data.python.is_none() {
+            data.python = Some(PythonBuffers {
+                frames: vec![PythonFrameRaw::default(); max_depth].into_boxed_slice(),
+                depth: 0,
+                stop: PythonStop::Complete,
+                window: vec![0; PYTHON_WINDOW].into_boxed_slice(),
+            });
+        }
+        if let Some(buffers) = data.python.as_mut() {
+            // Until the handler reads them: a handler that cannot (leaf only) leaves none.
+            buffers.depth = 0;
+            buffers.stop = PythonStop::ReadFailed;
+        }
+        data.python_target = python;
         let armed = (current & !PHASE_MASK).wrapping_add(1 << 2) | ARMED;
         self.state.store(armed, Ordering::Release);
         Some(armed)
@@ -273,12 +307,12 @@ mod tests {
     fn late_handler_cannot_claim_a_cancelled_request() {
         let pool = SlotPool::new(1, 8);
         let slot = &pool.slots[0];
-        let armed = slot.arm().unwrap();
+        let armed = slot.arm(None, 8).unwrap();
         assert_eq!(slot.progress(armed), Progress::Waiting);
         assert_eq!(slot.cancel(armed), Progress::Cancelled);
         // SAFETY: the test stands in for the handler.
         assert!(unsafe { slot.claim(armed) }.is_none());
-        let next = slot.arm().unwrap();
+        let next = slot.arm(None, 8).unwrap();
         assert_ne!(next, armed);
         // SAFETY: as above.
         assert!(unsafe { slot.claim(armed) }.is_none());
@@ -286,13 +320,13 @@ mod tests {
         assert!(unsafe { slot.claim(next) }.is_some());
         assert_eq!(slot.cancel(next), Progress::Writing);
         assert!(
-            slot.arm().is_none(),
+            slot.arm(None, 8).is_none(),
             "a slot being written cannot be re-armed"
         );
         slot.publish(next);
         assert!(slot.finished(next).is_some());
         slot.release(next);
         assert!(pool.writing().is_empty());
-        assert!(slot.arm().is_some(), "released slots can be armed again");
+        assert!(slot.arm(None, 8).is_some(), "released slots can be armed again");
     }
 }

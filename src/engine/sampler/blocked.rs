@@ -238,6 +238,7 @@ impl BlockedSampler {
             frames: self.frames[..depth.min(self.frames.len())].into(),
             stop,
             handler_nanos: None,
+            python: None,
         };
         // A stack outside the known mappings is unwound again once the maps are re-read.
         if stop != StopReason::UnknownStack {

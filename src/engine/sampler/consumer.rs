@@ -44,6 +44,8 @@ pub struct ConsumerOptions {
     pub selector: Selector,
     /// Frames kept per stack, innermost first.
     pub max_depth: usize,
+    /// Read the Python frames of CPython threads with each sample.
+    pub python: bool,
     /// Samples, module maps and dump requests go here.
     pub sink: Box<dyn SampleSink>,
     pub stats: Arc<Stats>,
@@ -71,6 +73,7 @@ impl ConsumerOptions {
             flush: None,
             selector,
             max_depth,
+            python: true,
             sink,
             stats,
             answers_dumps: false,
@@ -115,6 +118,7 @@ pub(super) struct Consumer {
     pub(super) next_due: u64,
     pub(super) response_timeout: u64,
     max_depth: usize,
+    pub(super) python: bool,
     flush: Option<u64>,
     last_flush: u64,
     pub(super) selector: Selector,
@@ -167,6 +171,7 @@ impl Consumer {
             next_due: now + interval.as_nanos() as u64,
             response_timeout: timeout.as_nanos() as u64,
             max_depth: options.max_depth,
+            python: options.python,
             flush: options.flush.map(|f| f.as_nanos() as u64),
             last_flush: now,
             selector: options.selector,
@@ -265,6 +270,9 @@ impl Consumer {
         let tid = sample.tid;
         Stats::sub(&self.stats.in_flight, 1);
         sample.truncate(self.max_depth);
+        if !self.python {
+            sample.python = None;
+        }
         if !stuck {
             self.set_busy(tid, false);
         }

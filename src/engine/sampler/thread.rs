@@ -20,6 +20,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::consumer::Consumer;
+use super::python::PythonThreads;
 use super::scheduling;
 use crate::base::clock::{monotonic_nanos, timespec_from_nanos};
 use crate::engine::handler::{self, Control, Progress, SlotPool, CONTROL};
@@ -92,6 +93,7 @@ pub(super) struct Sampler {
     last_regions_refresh: u64,
     /// The tick interval the thread's scheduling was last asked for.
     scheduled_for: Option<Duration>,
+    python: PythonThreads,
 }
 
 impl Sampler {
@@ -108,6 +110,7 @@ impl Sampler {
             refresh_wanted: false,
             last_regions_refresh: 0,
             scheduled_for: None,
+            python: PythonThreads::default(),
         }
     }
 
@@ -255,7 +258,7 @@ impl Sampler {
             match progress {
                 Progress::Done if alone => {
                     let request = self.in_flight.swap_remove(index);
-                    match finished_sample(pool, &request) {
+                    match finished_sample(pool, &request, &mut self.python) {
                         Some(sample) => consumer.receive(sample, request.stuck),
                         None => consumer.no_response(request.tid),
                     }
@@ -268,7 +271,7 @@ impl Sampler {
                     continue;
                 }
                 // Shared and done: the others get it at the next collect, this one now.
-                Progress::Done => match copy_sample(pool, request) {
+                Progress::Done => match copy_sample(pool, request, &mut self.python) {
                     Some(sample) => consumer.receive(sample, request.stuck),
                     None => consumer.no_response(request.tid),
                 },
@@ -287,6 +290,7 @@ impl Sampler {
     }
 
     fn tick(&mut self, now: u64) {
+        self.python.start_tick();
         self.collect(now);
         self.refresh_modules(now);
         self.schedule_for_consumers();
@@ -391,7 +395,7 @@ impl Sampler {
 
     /// Hands a finished sample to every consumer that waited for it.
     fn take_sample(&mut self, request: &InFlight) {
-        let Some(sample) = finished_sample(self.pool, request) else {
+        let Some(sample) = finished_sample(self.pool, request, &mut self.python) else {
             for consumer in self.recipients(&request.recipients) {
                 consumer.no_response(request.tid);
             }
@@ -433,7 +437,11 @@ impl Sampler {
             Stats::add(&consumer.stats.slots_busy, 1);
             return;
         };
-        let Some(armed) = slot.arm() else {
+        let python = consumer
+            .python
+            .then(|| self.python.target(tid, now))
+            .flatten();
+        let Some(armed) = slot.arm(python, self.pool.max_depth()) else {
             Stats::add(&consumer.stats.slots_busy, 1);
             return;
         };
@@ -502,6 +510,7 @@ impl Sampler {
         for consumer in &mut self.consumers {
             consumer.send_map(generation.map.clone());
         }
+        self.python.note_map(&generation.map);
         self.current_map = Some(generation.map);
         self.replace_snapshot(generation.snapshot);
     }
@@ -520,8 +529,13 @@ impl Sampler {
     }
 }
 
-/// Copies a finished sample out of its slot, which stays finished.
-fn copy_sample(pool: &SlotPool, request: &InFlight) -> Option<RawSample> {
+/// Copies a finished sample out of its slot, which stays finished, and names its Python
+/// frames.
+fn copy_sample(
+    pool: &SlotPool,
+    request: &InFlight,
+    python: &mut PythonThreads,
+) -> Option<RawSample> {
     let data = pool.slots[request.slot].finished(request.armed)?;
     let depth = data.depth.min(data.frames.len());
     Some(RawSample {
@@ -530,12 +544,20 @@ fn copy_sample(pool: &SlotPool, request: &InFlight) -> Option<RawSample> {
         frames: data.frames[..depth].into(),
         stop: data.stop,
         handler_nanos: Some(data.handler_nanos),
+        python: data
+            .python_target
+            .and(data.python.as_ref())
+            .map(|read| python.name_chain(&read.frames[..read.depth.min(read.frames.len())], read.stop)),
     })
 }
 
 /// Copies a finished sample out of its slot and frees the slot.
-fn finished_sample(pool: &SlotPool, request: &InFlight) -> Option<RawSample> {
-    let sample = copy_sample(pool, request)?;
+fn finished_sample(
+    pool: &SlotPool,
+    request: &InFlight,
+    python: &mut PythonThreads,
+) -> Option<RawSample> {
+    let sample = copy_sample(pool, request, python)?;
     pool.slots[request.slot].release(request.armed);
     Some(sample)
 }

@@ -1,0 +1,80 @@
+//! The sampler's part in Python frames: it finds the interpreter when the module map
+//! changes, keeps the thread states by native thread id, names the sampled thread's state
+//! in each request, so the handler reads its frames without searching, and names the
+//! frames the handler read as it collects them, before their code can be freed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::modules::ModuleMap;
+use crate::python::{name_chain, CodeCache, Interpreter, PythonTarget};
+use crate::sample::{PythonFrameRaw, PythonStack, PythonStop};
+
+/// Thread states are listed again this often, and for a thread without one at most this
+/// often (a new thread makes its state before it runs Python code).
+const STATES_MAX_AGE: Duration = Duration::from_millis(100);
+const MISSING_RETRY: Duration = Duration::from_millis(10);
+
+#[derive(Default)]
+pub(super) struct PythonThreads {
+    interpreter: Option<(Interpreter, CodeCache)>,
+    /// An interpreter of unknown layout was reported; nothing more is looked for.
+    unsupported: bool,
+    states: HashMap<i32, u64>,
+    listed_at: u64,
+}
+
+impl PythonThreads {
+    /// Looks for the interpreter in a new module map, until found.
+    pub(super) fn note_map(&mut self, map: &ModuleMap) {
+        if self.interpreter.is_some() || self.unsupported {
+            return;
+        }
+        match Interpreter::find(map) {
+            Ok(found) => {
+                self.interpreter = found.map(|found| {
+                    let cache = CodeCache::new(found.layout, found.code_type);
+                    (found, cache)
+                })
+            }
+            Err(unsupported) => {
+                self.unsupported = true;
+                eprintln!("stacksample: {}", unsupported.0);
+            }
+        }
+    }
+
+    /// Whose Python frames a request to `tid` reads, if it is a Python thread.
+    pub(super) fn target(&mut self, tid: i32, now: u64) -> Option<PythonTarget> {
+        let (interpreter, _) = self.interpreter.as_ref()?;
+        let age = now.saturating_sub(self.listed_at);
+        let stale = age >= STATES_MAX_AGE.as_nanos() as u64;
+        let retry = !self.states.contains_key(&tid) && age >= MISSING_RETRY.as_nanos() as u64;
+        if stale || retry {
+            self.states = interpreter.thread_states();
+            self.listed_at = now;
+        }
+        let tstate = *self.states.get(&tid)?;
+        Some(interpreter.target(tid, tstate))
+    }
+}
+
+impl PythonThreads {
+    /// A new tick: code objects are checked again at their next use.
+    pub(super) fn start_tick(&mut self) {
+        if let Some((_, cache)) = &mut self.interpreter {
+            cache.start_tick();
+        }
+    }
+
+    /// Names the frames the handler read.
+    pub(super) fn name_chain(&mut self, frames: &[PythonFrameRaw], stop: PythonStop) -> PythonStack {
+        match &mut self.interpreter {
+            Some((interpreter, cache)) => name_chain(interpreter.layout, cache, frames, stop),
+            None => PythonStack {
+                entries: Box::new([]),
+                stop: PythonStop::ReadFailed,
+            },
+        }
+    }
+}
