@@ -107,6 +107,33 @@ fn time_in_libc_reaches_main() {
 }
 
 #[test]
+fn time_in_the_dynamic_loader_reaches_main() {
+    // ld.so's `.eh_frame` ends with its segment, without the usual terminator: read to the
+    // terminator, it was dropped, and every stack with an ld.so leaf (`__tls_get_addr`, symbol
+    // lookups) was cut after its first frame.
+    let exe = build("tls_main", &["-O2", "-ldl"]);
+    let plugin = build("libtls_plugin.so", &["-O2"]);
+    let run = run(
+        &exe,
+        &[plugin.to_str().unwrap(), "600"],
+        &[("STACKSAMPLE_INTERVAL", "1ms")],
+        true,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let folded = run.folded();
+    let total = folded.total();
+    assert!(total >= 300, "only {total} samples");
+    let in_loader = folded.count(|frames| frames.last().is_some_and(|f| f == "__tls_get_addr"));
+    assert!(in_loader >= 20, "{in_loader} samples in __tls_get_addr");
+    let whole = folded.count_chain(&["main", "tls_spin", "tls_bump", "__tls_get_addr"]);
+    assert!(
+        whole as f64 >= 0.99 * in_loader as f64,
+        "{whole} of {in_loader} samples in __tls_get_addr reach main: {:?}",
+        folded.stacks
+    );
+}
+
+#[test]
 fn deep_recursion_is_complete_below_the_limit() {
     let exe = build("recurse", &["-O2"]);
     let run = run(

@@ -74,7 +74,8 @@ pub(super) fn gnu_build_id(notes: Range<u64>) -> Option<Vec<u8>> {
 }
 
 /// Finds `.eh_frame` from the header's `eh_frame_ptr`, and its end by walking the CIE/FDE
-/// length words to the zero terminator (no program header records its length).
+/// length words to the zero terminator or the end of its segment (no program header records
+/// its length).
 fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Range<u64>> {
     const DW_EH_PE_SDATA4_PCREL: u8 = 0x1b;
     const DW_EH_PE_UDATA4: u8 = 0x03;
@@ -101,6 +102,10 @@ fn eh_frame_range(loads: &[Range<u64>], hdr: &[u8], hdr_avma: u64) -> Option<Ran
     let mut reader = SegmentReader::new(segment.clone());
     let mut cursor = start;
     loop {
+        // ld.so's `.eh_frame` has no terminator: it ends where its segment ends.
+        if cursor == segment.end {
+            return Some(start..cursor);
+        }
         let length = u32::from_le_bytes(reader.bytes(cursor)?);
         cursor += 4;
         match length {
