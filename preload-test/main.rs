@@ -8,6 +8,7 @@ mod exec;
 mod formats;
 mod gauntlet;
 mod host;
+mod python;
 mod settings;
 mod signals;
 mod stacks;

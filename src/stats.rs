@@ -99,6 +99,13 @@ counters! {
     between_calls,
     /// CPU mode: ticks a thread was not sampled because it had used no CPU since the last.
     idle_skipped,
+    /// Samples of CPython threads whose Python frames all found their place in the stack.
+    python_whole,
+    /// Samples of CPython threads with some Python frames missing: the chain changed under
+    /// the read, or its activations did not pair with the native stack's.
+    python_partial,
+    /// Python frames whose code object was gone before the sampler named it.
+    python_freed,
 }
 
 impl Counters {

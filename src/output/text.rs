@@ -337,7 +337,7 @@ fn counter_lines(c: &Counters, in_profile: u64, in_profiler: u64) -> Vec<String>
         0 => String::new(),
         n => format!(" - {n} still on the way to the drain"),
     };
-    vec![
+    let mut lines = vec![
         format!(
             "requested:    {} thread ticks = {} taken + {} missed",
             c.ticks(),
@@ -368,7 +368,17 @@ fn counter_lines(c: &Counters, in_profile: u64, in_profiler: u64) -> Vec<String>
             "late signals: {} arrived after their request was given up (already counted as missed)",
             c.late_signals
         ),
-    ]
+    ];
+    if c.python_whole + c.python_partial > 0 {
+        lines.push(format!(
+            "python:       {} samples with Python frames = {} whole + {} partial (the frame chain changed under the read, or its activations did not pair with the native stack's); {} frames of code freed before it was named",
+            c.python_whole + c.python_partial,
+            c.python_whole,
+            c.python_partial,
+            c.python_freed
+        ));
+    }
+    lines
 }
 
 /// Thread ticks that produced no sample, by reason; the reasons add up to the first number.

@@ -306,7 +306,11 @@ impl TableReader<'_> {
     fn signed(&mut self) -> Option<i64> {
         let value = self.unsigned()?;
         let magnitude = (value >> 1) as i64;
-        Some(if value & 1 != 0 { -magnitude } else { magnitude })
+        Some(if value & 1 != 0 {
+            -magnitude
+        } else {
+            magnitude
+        })
     }
 }
 

@@ -16,7 +16,7 @@ mod splice;
 
 pub use code::{name_chain, CodeCache};
 pub use runtime::Interpreter;
-pub use splice::{is_python_frame, PythonFrames};
+pub use splice::{is_python_frame, PythonFrames, Spliced};
 
 use layout::Layout;
 

@@ -22,10 +22,6 @@ const MAX_THREAD_STATES: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct Interpreter {
     pub layout: &'static Layout,
-    /// `3.12.1`.
-    pub version: String,
-    /// The object that holds it (`python3.11`, `libpython3.12.so.1.0`).
-    pub module: String,
     runtime: u64,
     /// `_PyEval_EvalFrameDefault`: each activation in a native stack ran Python frames.
     pub eval_loop: Range<u64>,
@@ -71,16 +67,15 @@ impl Interpreter {
             )));
         };
         let runtime = at(symbols.runtime);
-        check_published_offsets(layout, runtime)
-            .map_err(|field| Unsupported(format!(
+        check_published_offsets(layout, runtime).map_err(|field| {
+            Unsupported(format!(
                 "Python {version} in {} places {field} elsewhere than this build expects; its \
                  stacks show the interpreter's C functions only",
                 module.name
-            )))?;
+            ))
+        })?;
         Ok(Some(Interpreter {
             layout,
-            version,
-            module: module.name.clone(),
             runtime,
             eval_loop: at(symbols.eval_loop.start)..at(symbols.eval_loop.end),
             code_type: at(symbols.code_type),
@@ -141,7 +136,12 @@ struct Symbols {
 
 impl Symbols {
     fn read(path: &Path) -> Option<Symbols> {
-        let names = ["_PyRuntime", "Py_Version", "_PyEval_EvalFrameDefault", "PyCode_Type"];
+        let names = [
+            "_PyRuntime",
+            "Py_Version",
+            "_PyEval_EvalFrameDefault",
+            "PyCode_Type",
+        ];
         let source = Source::Elf(Elf {
             debug_syms: false,
             ..Elf::new(path)

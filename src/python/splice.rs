@@ -45,11 +45,11 @@ impl PythonFrameName {
 pub enum Spliced {
     /// No Python frames came with it.
     None,
-    /// Every activation got its frames.
-    Whole,
+    /// Every activation got its frames; `freed` of them had lost their code object.
+    Whole { freed: u64 },
     /// The read of the frame chain stopped early, or activations and frame groups did not
     /// pair up: some activations kept their native frame.
-    Partial,
+    Partial { freed: u64 },
 }
 
 /// The drain's side: where the evaluation loop is, and the names given out.
@@ -76,8 +76,7 @@ impl PythonFrames {
 
     /// Replaces the evaluation-loop activations of `sample` with its Python frames.
     pub fn splice(&mut self, sample: &mut RawSample) -> Spliced {
-        let (Some(python), Some(eval_loop)) = (sample.python.take(), self.eval_loop.clone())
-        else {
+        let (Some(python), Some(eval_loop)) = (sample.python.take(), self.eval_loop.clone()) else {
             return Spliced::None;
         };
         let activations: Vec<usize> = lookup_addresses(&sample.frames)
@@ -90,6 +89,11 @@ impl PythonFrames {
         let pairs = pair_up(&activations, groups.len(), complete);
         let whole = complete && activations.len() == groups.len();
         let mut frames = Vec::with_capacity(sample.frames.len() + python.entries.len());
+        let freed = python
+            .entries
+            .iter()
+            .filter(|e| matches!(e, PythonEntry::Frame { code: None, .. }))
+            .count() as u64;
         for (depth, &address) in sample.frames.iter().enumerate() {
             match pairs.get(&depth) {
                 Some(&group) => {
@@ -102,9 +106,9 @@ impl PythonFrames {
         }
         sample.frames = frames.into();
         if whole {
-            Spliced::Whole
+            Spliced::Whole { freed }
         } else {
-            Spliced::Partial
+            Spliced::Partial { freed }
         }
     }
 
@@ -136,10 +140,13 @@ impl PythonFrames {
 
 /// The leaf as is, return addresses minus one: the call instruction's address.
 fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
-    frames
-        .iter()
-        .enumerate()
-        .map(|(depth, &address)| if depth == 0 { address } else { address.wrapping_sub(1) })
+    frames.iter().enumerate().map(|(depth, &address)| {
+        if depth == 0 {
+            address
+        } else {
+            address.wrapping_sub(1)
+        }
+    })
 }
 
 /// The frames of each activation, innermost activation first. A chain read to its end ends

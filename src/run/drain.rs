@@ -25,6 +25,7 @@ use crate::modules::ModuleMap;
 use crate::output;
 use crate::output::naming::{self, Ownership};
 use crate::profile::{lookup_addresses, Header, Profile, ThreadSummary};
+use crate::python::Spliced;
 use crate::settings::{Format, Settings};
 use crate::stats::{Counters, Stats};
 use crate::symbolize::{SymbolOptions, Symbols};
@@ -240,7 +241,8 @@ impl Drain {
                 for sample in samples.iter_mut() {
                     // The depth limit counts native frames, as the handler took them.
                     sample.truncate(self.context.settings.max_depth);
-                    self.symbols.python.splice(sample);
+                    let spliced = self.symbols.python.splice(sample);
+                    self.count_python(spliced);
                     match self.aggregate.add(sample) {
                         Added::Counted => {}
                         Added::NewStack => self.note_new_stack(),
@@ -269,6 +271,17 @@ impl Drain {
                 let _ = reply.send(self.profile());
             }
         }
+    }
+
+    fn count_python(&self, spliced: Spliced) {
+        let stats = &self.context.stats;
+        let (counter, freed) = match spliced {
+            Spliced::None => return,
+            Spliced::Whole { freed } => (&stats.python_whole, freed),
+            Spliced::Partial { freed } => (&stats.python_partial, freed),
+        };
+        Stats::add(counter, 1);
+        Stats::add(&stats.python_freed, freed);
     }
 
     /// Shows the symbolizer the stack the aggregate just added, so that a JIT's perf map is

@@ -327,6 +327,9 @@ mod tests {
         assert!(slot.finished(next).is_some());
         slot.release(next);
         assert!(pool.writing().is_empty());
-        assert!(slot.arm(None, 8).is_some(), "released slots can be armed again");
+        assert!(
+            slot.arm(None, 8).is_some(),
+            "released slots can be armed again"
+        );
     }
 }

@@ -68,7 +68,11 @@ impl PythonThreads {
     }
 
     /// Names the frames the handler read.
-    pub(super) fn name_chain(&mut self, frames: &[PythonFrameRaw], stop: PythonStop) -> PythonStack {
+    pub(super) fn name_chain(
+        &mut self,
+        frames: &[PythonFrameRaw],
+        stop: PythonStop,
+    ) -> PythonStack {
         match &mut self.interpreter {
             Some((interpreter, cache)) => name_chain(interpreter.layout, cache, frames, stop),
             None => PythonStack {

@@ -544,10 +544,9 @@ fn copy_sample(
         frames: data.frames[..depth].into(),
         stop: data.stop,
         handler_nanos: Some(data.handler_nanos),
-        python: data
-            .python_target
-            .and(data.python.as_ref())
-            .map(|read| python.name_chain(&read.frames[..read.depth.min(read.frames.len())], read.stop)),
+        python: data.python_target.and(data.python.as_ref()).map(|read| {
+            python.name_chain(&read.frames[..read.depth.min(read.frames.len())], read.stop)
+        }),
     })
 }
 

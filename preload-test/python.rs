@@ -1,0 +1,290 @@
+//! Python frames inside native stacks: CPython programs that measure their own CPU time per
+//! function, profiled under `LD_PRELOAD`, against what they measured.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{run, Folded, Run};
+
+/// The interpreters this machine is expected to have: Debian's, then pyenv's.
+const PYENV_VERSIONS: [&str; 3] = ["3.11", "3.12", "3.13"];
+/// How far a function's share of the samples may be from the share it measured itself.
+const SHARE_TOLERANCE: f64 = 0.03;
+
+fn truth_program() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_truth.py")
+}
+
+/// pyenv's newest `major.minor` interpreter, if installed.
+fn pyenv_python(version: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|dir| {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            name.strip_prefix(version)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|dir| dir.join("bin/python"))
+        .filter(|python| python.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// What the program measured (its JSON) and the profile of its run.
+struct TruthRun {
+    truth: serde_json::Value,
+    folded: Folded,
+    run: Run,
+}
+
+fn run_truth(python: &Path, env: &[(&str, &str)]) -> TruthRun {
+    let program = truth_program();
+    let mut settings = vec![
+        ("STACKSAMPLE_INTERVAL", "1ms"),
+        ("STACKSAMPLE_MODE", "cpu"),
+        ("STACKSAMPLE_TID", "all"),
+        ("STACKSAMPLE_PER_THREAD", "1"),
+    ];
+    settings.extend_from_slice(env);
+    let args = [program.to_str().unwrap(), "--out", "truth.json"];
+    let run = run(python, &args, &settings, true);
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{}: {}",
+        python.display(),
+        run.stderr()
+    );
+    let text = std::fs::read_to_string(run.dir.path().join("truth.json")).unwrap();
+    TruthRun {
+        truth: serde_json::from_str(&text).unwrap(),
+        folded: run.folded(),
+        run,
+    }
+}
+
+/// `qualname` of a Python frame label `qualname (file:line)`, if it is one of the program's.
+fn program_function(frame: &str) -> Option<&str> {
+    let (name, place) = frame.split_once(" (")?;
+    place.starts_with("python_truth.py:").then_some(name)
+}
+
+fn line_of(frame: &str) -> Option<u64> {
+    frame.rsplit_once(':')?.1.strip_suffix(')')?.parse().ok()
+}
+
+impl TruthRun {
+    /// Stacks of thread `tid` (their per-thread root frame removed).
+    fn thread_stacks(&self, key: &str) -> Vec<(&[String], u64)> {
+        let tid = self.truth[key].as_u64().unwrap();
+        let root = format!("({tid})");
+        self.folded
+            .stacks
+            .iter()
+            .filter(|(frames, _)| frames.first().is_some_and(|f| f.ends_with(&root)))
+            .map(|(frames, count)| (&frames[1..], *count))
+            .collect()
+    }
+
+    /// Main-thread stacks taken while `main` was in its measured loop.
+    fn measured_window(&self) -> Vec<(&[String], u64)> {
+        let lines = &self.truth["main_window_lines"];
+        let (first, last) = (lines[0].as_u64().unwrap(), lines[1].as_u64().unwrap());
+        self.thread_stacks("main_native_id")
+            .into_iter()
+            .filter(|(frames, _)| {
+                frames.iter().any(|f| {
+                    program_function(f) == Some("main")
+                        && line_of(f).is_some_and(|l| first < l && l < last)
+                })
+            })
+            .collect()
+    }
+
+    fn check_shares(&self, python: &Path) {
+        let window = self.measured_window();
+        let total: u64 = window.iter().map(|(_, c)| c).sum();
+        assert!(
+            total >= 800,
+            "{}: {total} samples in the window",
+            python.display()
+        );
+        let functions = self.truth["functions"].as_object().unwrap();
+        let mut table = String::new();
+        for (name, measured) in functions {
+            let measured = measured["share"].as_f64().unwrap();
+            let samples: u64 = window
+                .iter()
+                .filter(|(frames, _)| innermost_program_function(frames) == Some(name.as_str()))
+                .map(|(_, c)| c)
+                .sum();
+            let share = samples as f64 / total as f64;
+            table += &format!("{name}: measured {measured:.3}, sampled {share:.3}\n");
+            assert!(
+                (share - measured).abs() <= SHARE_TOLERANCE,
+                "{}: {name} sampled {share:.3}, measured {measured:.3}\n{table}{}",
+                python.display(),
+                self.run.stderr()
+            );
+        }
+        eprintln!("{}:\n{table}", python.display());
+    }
+
+    fn check_recursion(&self, python: &Path) {
+        let depth = self.truth["recursion"]["depth"].as_u64().unwrap() as usize;
+        let in_leaf: Vec<_> = self
+            .thread_stacks("main_native_id")
+            .into_iter()
+            .filter(|(frames, _)| innermost_program_function(frames) == Some("deep_leaf"))
+            .collect();
+        let all: u64 = in_leaf.iter().map(|(_, c)| c).sum();
+        let whole: u64 = in_leaf
+            .iter()
+            .filter(|(frames, _)| {
+                let python: Vec<&str> = frames.iter().filter_map(|f| program_function(f)).collect();
+                let mut expected = vec!["<module>", "main"];
+                expected.extend(std::iter::repeat_n("recurse", depth));
+                expected.push("deep_leaf");
+                python == expected
+            })
+            .map(|(_, c)| c)
+            .sum();
+        assert!(
+            all >= 40,
+            "{}: {all} samples in deep_leaf",
+            python.display()
+        );
+        assert!(
+            whole as f64 >= 0.98 * all as f64,
+            "{}: {whole} of {all} deep_leaf samples have <module>, main, {depth} recurse",
+            python.display()
+        );
+    }
+
+    /// zlib's own frames lie below the Python function that called it: native frames always
+    /// (the module's C function, which Debian's stripped interpreter leaves unnamed), deflate
+    /// itself most of the time (the rest is spent handing the interpreter lock to the worker
+    /// and taking it back around the call).
+    fn check_native_below_python(&self, python: &Path) {
+        let compress: Vec<_> = self
+            .thread_stacks("main_native_id")
+            .into_iter()
+            .filter(|(frames, _)| innermost_program_function(frames) == Some("compress_work"))
+            .collect();
+        let below = |matches: &dyn Fn(&str) -> bool| -> u64 {
+            compress
+                .iter()
+                .filter(|(frames, _)| {
+                    let at = frames
+                        .iter()
+                        .rposition(|f| program_function(f) == Some("compress_work"))
+                        .unwrap();
+                    frames[at + 1..].iter().any(|f| matches(f))
+                })
+                .map(|(_, c)| c)
+                .sum()
+        };
+        let all: u64 = compress.iter().map(|(_, c)| c).sum();
+        let in_module = below(&|f| !f.contains(".py:") && !f.contains(".py)"));
+        let in_deflate = below(&|f| f == "deflate");
+        assert!(
+            all >= 60
+                && in_module as f64 >= 0.95 * all as f64
+                && in_deflate as f64 >= 0.5 * all as f64,
+            "{}: of {all} compress_work samples, {in_module} have native frames below it, \
+             {in_deflate} deflate",
+            python.display()
+        );
+    }
+
+    /// Generators and coroutines run under their callers.
+    fn check_generators_and_coroutines(&self, python: &Path) {
+        let main = self.thread_stacks("main_native_id");
+        for (inner, outer) in [
+            ("produce", "consume_generator"),
+            ("async_work", "async_main"),
+        ] {
+            let with_inner: Vec<_> = main
+                .iter()
+                .filter(|(frames, _)| innermost_program_function(frames) == Some(inner))
+                .collect();
+            let all: u64 = with_inner.iter().map(|(_, c)| c).sum();
+            let under_outer: u64 = with_inner
+                .iter()
+                .filter(|(frames, _)| frames.iter().any(|f| program_function(f) == Some(outer)))
+                .map(|(_, c)| c)
+                .sum();
+            assert!(
+                all >= 40 && under_outer as f64 >= 0.95 * all as f64,
+                "{}: {under_outer} of {all} {inner} samples under {outer}",
+                python.display()
+            );
+        }
+    }
+
+    fn check_worker(&self, python: &Path) {
+        let worker = self.thread_stacks("worker_native_id");
+        let all: u64 = worker.iter().map(|(_, c)| c).sum();
+        let spinning: u64 = worker
+            .iter()
+            .filter(|(frames, _)| innermost_program_function(frames) == Some("worker_spin"))
+            .map(|(_, c)| c)
+            .sum();
+        assert!(
+            all >= 500 && spinning as f64 >= 0.9 * all as f64,
+            "{}: {spinning} of {all} worker samples in worker_spin",
+            python.display()
+        );
+    }
+}
+
+fn innermost_program_function(frames: &[String]) -> Option<&str> {
+    frames.iter().rev().find_map(|f| program_function(f))
+}
+
+fn assert_truth(python: &Path) {
+    let truth = run_truth(python, &[]);
+    truth.check_shares(python);
+    truth.check_recursion(python);
+    truth.check_native_below_python(python);
+    truth.check_generators_and_coroutines(python);
+    truth.check_worker(python);
+}
+
+#[test]
+fn debian_python3_functions_get_their_measured_share() {
+    assert_truth(Path::new("/usr/bin/python3"));
+}
+
+#[test]
+fn pyenv_pythons_functions_get_their_measured_share() {
+    let mut missing = Vec::new();
+    for version in PYENV_VERSIONS {
+        match pyenv_python(version) {
+            Some(python) => assert_truth(&python),
+            None => missing.push(version),
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!("stacksample test: no pyenv interpreter {missing:?} on this machine");
+    }
+    assert!(
+        missing.len() < PYENV_VERSIONS.len(),
+        "no pyenv interpreter of {PYENV_VERSIONS:?}: the test checked only Debian's"
+    );
+}
+
+#[test]
+fn python_frames_off_leaves_the_interpreter_loop() {
+    let python = Path::new("/usr/bin/python3");
+    let truth = run_truth(python, &[("STACKSAMPLE_PYTHON", "0")]);
+    let python_frames = truth
+        .folded
+        .count(|frames| frames.iter().any(|f| program_function(f).is_some()));
+    assert_eq!(python_frames, 0);
+    assert!(truth.folded.count_with("_PyEval_EvalFrameDefault") >= 500);
+}
