@@ -288,3 +288,47 @@ fn python_frames_off_leaves_the_interpreter_loop() {
     assert_eq!(python_frames, 0);
     assert!(truth.folded.count_with("_PyEval_EvalFrameDefault") >= 500);
 }
+
+/// Wall mode samples a thread blocked in a system call without a signal: its Python frames
+/// are read from the sampler thread, and stay above the call.
+fn assert_blocked_threads_keep_python_frames(python: &Path) {
+    let program =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_blocked.py");
+    let settings = [("STACKSAMPLE_INTERVAL", "1ms"), ("STACKSAMPLE_TID", "all")];
+    let run = run(python, &[program.to_str().unwrap()], &settings, true);
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{}: {}",
+        python.display(),
+        run.stderr()
+    );
+    let folded = run.folded();
+    for (function, call, at_least) in [
+        ("sleeper_inner", "clock_nanosleep", 900),
+        ("reader_inner", "read", 800),
+    ] {
+        let below = folded.count(|frames| {
+            let at = frames
+                .iter()
+                .position(|f| f.starts_with(&format!("{function} (python_blocked.py:")));
+            at.is_some_and(|at| frames[at..].last().is_some_and(|leaf| leaf == call))
+        });
+        assert!(
+            below >= at_least,
+            "{}: {below} samples of {call} below {function}: {:?}",
+            python.display(),
+            folded.stacks
+        );
+    }
+}
+
+#[test]
+fn blocked_python_threads_keep_their_python_frames() {
+    assert_blocked_threads_keep_python_frames(Path::new("/usr/bin/python3"));
+    for version in PYENV_VERSIONS {
+        if let Some(python) = pyenv_python(version) {
+            assert_blocked_threads_keep_python_frames(&python);
+        }
+    }
+}

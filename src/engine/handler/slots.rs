@@ -69,7 +69,7 @@ pub struct PythonBuffers {
 }
 
 /// Bytes of a thread's frame stack copied per sample: about 100 frames of small functions.
-const PYTHON_WINDOW: usize = 16 << 10;
+pub const PYTHON_WINDOW: usize = 16 << 10;
 
 /// One preallocated sample.
 pub struct SampleSlot {

@@ -8,7 +8,7 @@ use super::frame_pointer::FramePointerSearch;
 use crate::base::clock::monotonic_nanos;
 use crate::engine::handler::{self, Registers, UnwindCache, UNKNOWN_FRAME_POINTER};
 use crate::modules::ModuleMap;
-use crate::sample::{RawSample, StopReason};
+use crate::sample::{PythonStack, RawSample, StopReason};
 use crate::stats::Stats;
 use crate::threads::{self, SyscallFile, SyscallState};
 
@@ -149,7 +149,12 @@ impl BlockedSampler {
     /// likely between two calls: a signal sent now would land in the next one. It is given
     /// a moment to block (within the tick's budget); if it does not, this tick skips it
     /// (counted).
-    pub(super) fn sample(&mut self, thread: &mut Watched, stats: &Stats) -> Blocking {
+    pub(super) fn sample(
+        &mut self,
+        thread: &mut Watched,
+        stats: &Stats,
+        python: &mut dyn FnMut() -> Option<PythonStack>,
+    ) -> Blocking {
         let Some(cpu_now) = threads::cpu_time(thread.tid) else {
             return Blocking::Running;
         };
@@ -176,7 +181,7 @@ impl BlockedSampler {
         }
         match state {
             Some(SyscallState::Blocked { line, sp, pc }) => {
-                match self.sample_blocked_in(thread, line, sp, pc, stats) {
+                match self.sample_blocked_in(thread, line, sp, pc, stats, python) {
                     Some(sample) => Blocking::Sampled(sample),
                     None => Blocking::BetweenCalls,
                 }
@@ -186,8 +191,8 @@ impl BlockedSampler {
         }
     }
 
-    /// Samples thread `tid`, blocked in the call `line` entered at `sp`/`pc`; false if it
-    /// moved while being unwound.
+    /// Samples thread `tid`, blocked in the call `line` entered at `sp`/`pc`, with its
+    /// Python frames from `python`; `None` if it moved while being read.
     fn sample_blocked_in(
         &mut self,
         thread: &mut Watched,
@@ -195,14 +200,19 @@ impl BlockedSampler {
         sp: u64,
         pc: u64,
         stats: &Stats,
+        python: &mut dyn FnMut() -> Option<PythonStack>,
     ) -> Option<RawSample> {
         let cpu = threads::cpu_time(thread.tid)?;
         if let Some(blocked) = thread
             .watch
             .blocked
-            .as_ref()
+            .as_mut()
             .filter(|b| b.call == line && b.cpu == cpu)
         {
+            // A thread that blocked before its Python state was listed gets its frames now.
+            if blocked.sample.python.is_none() {
+                blocked.sample.python = python();
+            }
             Stats::add(&stats.blocked_repeated, 1);
             return Some(blocked.sample.clone());
         }
@@ -226,6 +236,7 @@ impl BlockedSampler {
             &mut self.frames,
             &mut search,
         );
+        let python = python();
         let still = syscall_state(thread);
         let unchanged = matches!(&still, Some(SyscallState::Blocked { line: now, .. }) if *now == line)
             && threads::cpu_time(thread.tid) == Some(cpu);
@@ -238,7 +249,7 @@ impl BlockedSampler {
             frames: self.frames[..depth.min(self.frames.len())].into(),
             stop,
             handler_nanos: None,
-            python: None,
+            python,
         };
         // A stack outside the known mappings is unwound again once the maps are re-read.
         if stop != StopReason::UnknownStack {

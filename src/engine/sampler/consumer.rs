@@ -14,7 +14,7 @@ use super::blocked::{BlockedSampler, Blocking, ThreadWatch, Watched};
 use crate::base::clock::monotonic_nanos;
 use crate::engine::sink::{Delivery, SampleSink};
 use crate::modules::ModuleMap;
-use crate::sample::{RawSample, SampleBatch, StopReason};
+use crate::sample::{PythonStack, RawSample, SampleBatch, StopReason};
 use crate::settings::Mode;
 use crate::stats::{Stats, ThreadState};
 use crate::threads::{self, Selector};
@@ -213,8 +213,13 @@ impl Consumer {
     }
 
     /// Thread `tid` is due: whether it needs a signal. A thread sampled another way (blocked
-    /// in a call), idle in CPU mode, gone, or still waited for does not.
-    pub(super) fn wants_signal(&mut self, tid: i32) -> bool {
+    /// in a call, its Python frames read by `python`), idle in CPU mode, gone, or still
+    /// waited for does not.
+    pub(super) fn wants_signal(
+        &mut self,
+        tid: i32,
+        python: &mut dyn FnMut() -> Option<PythonStack>,
+    ) -> bool {
         let Some(target) = self.targets.get(&tid) else {
             return false;
         };
@@ -243,7 +248,7 @@ impl Consumer {
                 false
             }
             Mode::Cpu => true,
-            Mode::Wall => match self.blocked.sample(&mut thread, &self.stats) {
+            Mode::Wall => match self.blocked.sample(&mut thread, &self.stats, python) {
                 Blocking::Sampled(sample) => {
                     // A thread blocked for its whole life is never answered: its name (set
                     // after it started, as most are) is read again here.

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::engine::handler::read_python_frames;
+use crate::engine::handler::PYTHON_WINDOW;
 use crate::modules::ModuleMap;
 use crate::python::{name_chain, CodeCache, Interpreter, PythonTarget};
 use crate::sample::{PythonFrameRaw, PythonStack, PythonStop};
@@ -18,6 +20,9 @@ const MISSING_RETRY: Duration = Duration::from_millis(10);
 #[derive(Default)]
 pub(super) struct PythonThreads {
     interpreter: Option<(Interpreter, CodeCache)>,
+    /// Where the frames of a thread blocked in a system call are read, from this thread.
+    blocked_frames: Vec<PythonFrameRaw>,
+    blocked_window: Vec<u8>,
     /// An interpreter of unknown layout was reported; nothing more is looked for.
     unsupported: bool,
     states: HashMap<i32, u64>,
@@ -65,6 +70,22 @@ impl PythonThreads {
         if let Some((_, cache)) = &mut self.interpreter {
             cache.start_tick();
         }
+    }
+
+    /// The Python frames of thread `tid`, blocked in a system call (so its frames stay as
+    /// they are while this reads them, with the same checked reads as the handler's).
+    pub(super) fn read_blocked(&mut self, tid: i32, now: u64) -> Option<PythonStack> {
+        const MAX_FRAMES: usize = 1024;
+        let target = self.target(tid, now)?;
+        self.blocked_frames
+            .resize(MAX_FRAMES, PythonFrameRaw::default());
+        self.blocked_window.resize(PYTHON_WINDOW, 0);
+        let (depth, stop) =
+            read_python_frames(&target, &mut self.blocked_window, &mut self.blocked_frames);
+        let frames = std::mem::take(&mut self.blocked_frames);
+        let named = self.name_chain(&frames[..depth], stop);
+        self.blocked_frames = frames;
+        Some(named)
     }
 
     /// Names the frames the handler read.

@@ -413,7 +413,14 @@ impl Sampler {
     /// sends a new one.
     fn request(&mut self, index: usize, tid: i32, now: u64) {
         let consumer = &mut self.consumers[index];
-        if !consumer.wants_signal(tid) {
+        let python = &mut self.python;
+        let wants_python = consumer.python;
+        let mut read_python = || {
+            wants_python
+                .then(|| python.read_blocked(tid, now))
+                .flatten()
+        };
+        if !consumer.wants_signal(tid, &mut read_python) {
             return;
         }
         let id = consumer.id;
