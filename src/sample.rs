@@ -63,10 +63,16 @@ pub struct PythonFrameRaw {
     pub code: u64,
     /// Address of the instruction the frame runs (or last ran).
     pub instr: u64,
+    /// The frame is a generator's or coroutine's (it lives in that object).
+    pub generator: bool,
 }
 
 impl PythonFrameRaw {
-    pub const ACTIVATION_END: PythonFrameRaw = PythonFrameRaw { code: 0, instr: 0 };
+    pub const ACTIVATION_END: PythonFrameRaw = PythonFrameRaw {
+        code: 0,
+        instr: 0,
+        generator: false,
+    };
 
     pub fn is_activation_end(&self) -> bool {
         self.code == 0

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::layout::{Layout, BYTES_DATA, OB_SIZE, OB_TYPE, UNICODE_LENGTH, UNICODE_STATE};
+use super::runtime::Interpreter;
 use crate::modules::{read_memory, read_words};
 use crate::sample::{PythonCode, PythonEntry, PythonFrameRaw, PythonStack, PythonStop};
 
@@ -22,27 +23,30 @@ const MAX_LINE_TABLE: u64 = 1 << 20;
 pub struct CodeInfo {
     pub names: Arc<PythonCode>,
     first_line: i64,
+    /// Instructions before this index set a new frame up: a frame there has not begun.
+    first_traceable: u64,
     line_table: Vec<u8>,
-    /// The pointers read with it: the same code object still has them.
-    identity: [u64; 3],
+    /// Its type, names, line table and first line: the same code object still has them.
+    identity: Identity,
 }
+
+type Identity = [u64; 5];
 
 impl CodeInfo {
     /// The line of instruction `index` (in code units); `None` for an instruction without
     /// one, or an index past the table.
-    pub fn line(&self, index: u64) -> Option<u32> {
+    fn line(&self, index: u64) -> Option<u32> {
         line_of(&self.line_table, self.first_line, index).and_then(|l| u32::try_from(l).ok())
     }
 
-    pub fn first_line(&self) -> Option<u32> {
+    fn first_line(&self) -> Option<u32> {
         u32::try_from(self.first_line).ok()
     }
 }
 
 /// Code objects read so far, keyed by address; each is checked again once per tick.
 pub struct CodeCache {
-    layout: &'static Layout,
-    code_type: u64,
+    types: Types,
     entries: HashMap<u64, Entry>,
     tick: u64,
 }
@@ -53,10 +57,13 @@ struct Entry {
 }
 
 impl CodeCache {
-    pub fn new(layout: &'static Layout, code_type: u64) -> CodeCache {
+    pub fn new(interpreter: &Interpreter) -> CodeCache {
         CodeCache {
-            layout,
-            code_type,
+            types: Types {
+                layout: interpreter.layout,
+                code: interpreter.code_type,
+                unicode: interpreter.unicode_type,
+            },
             entries: HashMap::new(),
             tick: 0,
         }
@@ -74,9 +81,9 @@ impl CodeCache {
             // A program that makes code all the time: start over rather than grow.
             self.entries.clear();
         }
-        let (layout, code_type, tick) = (self.layout, self.code_type, self.tick);
+        let (types, tick) = (&self.types, self.tick);
         let entry = self.entries.entry(address).or_insert_with(|| Entry {
-            info: read_code(layout, code_type, address).map(Arc::new),
+            info: read_code(types, address).map(Arc::new),
             checked_in_tick: tick,
         });
         if entry.checked_in_tick != tick {
@@ -84,16 +91,18 @@ impl CodeCache {
             let same = entry
                 .info
                 .as_ref()
-                .is_some_and(|info| identity(layout, address) == Some(info.identity));
+                .is_some_and(|info| identity(types.layout, address) == Some(info.identity));
             if !same {
-                entry.info = read_code(layout, code_type, address).map(Arc::new);
+                entry.info = read_code(types, address).map(Arc::new);
             }
         }
         entry.info.clone()
     }
 }
 
-/// Names a frame chain as the handler read it.
+/// Names a frame chain as the handler read it. Frames that have not begun (pushed, not yet
+/// at their first instruction, such as 3.13's cleanup frame of `__init__` calls) are left
+/// out, as the interpreter's own tracebacks leave them out.
 pub fn name_chain(
     layout: &Layout,
     cache: &mut CodeCache,
@@ -102,92 +111,114 @@ pub fn name_chain(
 ) -> PythonStack {
     let entries = frames
         .iter()
-        .map(|raw| {
+        .filter_map(|raw| {
             if raw.is_activation_end() {
-                return PythonEntry::ActivationEnd;
+                return Some(PythonEntry::ActivationEnd);
             }
             let Some(info) = cache.get(raw.code) else {
-                return PythonEntry::Frame {
+                return Some(PythonEntry::Frame {
                     code: None,
                     line: None,
-                };
+                });
             };
-            // A frame that has not run its first instruction yet is at its first line.
-            let line = match layout.instruction_index(raw.code, raw.instr) {
-                Some(index) => info.line(index).or_else(|| info.first_line()),
-                None => info.first_line(),
+            // Before the first instruction (`prev_instr` of a new frame in 3.11 and 3.12).
+            let Some(index) = layout.instruction_index(raw.code, raw.instr) else {
+                let line = info.first_line();
+                return Some(PythonEntry::Frame {
+                    code: Some(info.names.clone()),
+                    line,
+                });
             };
-            PythonEntry::Frame {
-                code: Some(info.names.clone()),
-                line,
+            if index < info.first_traceable && !raw.generator {
+                return None;
             }
+            Some(PythonEntry::Frame {
+                code: Some(info.names.clone()),
+                line: info.line(index),
+            })
         })
         .collect();
     PythonStack { entries, stop }
 }
 
-/// The type, qualified name and file name pointers of the object at `address`.
-fn identity(layout: &Layout, address: u64) -> Option<[u64; 3]> {
+/// The type, names, line table and first line of the object at `address`.
+fn identity(layout: &Layout, address: u64) -> Option<Identity> {
     let at = |offset: u32| address.checked_add(u64::from(offset));
     let addresses = [
         at(OB_TYPE)?,
         at(layout.code_qualname)?,
         at(layout.code_filename)?,
+        at(layout.code_linetable)?,
+        at(layout.code_firstlineno)?,
     ];
-    let mut words = [0u64; 3];
+    let mut words = [0u64; 5];
     read_words(&addresses, &mut words).then_some(words)
 }
 
-fn read_code(layout: &Layout, code_type: u64, address: u64) -> Option<CodeInfo> {
+/// The interpreter's layout and the addresses of the types read objects must have.
+struct Types {
+    layout: &'static Layout,
+    code: u64,
+    unicode: u64,
+}
+
+fn read_code(types: &Types, address: u64) -> Option<CodeInfo> {
+    let layout = types.layout;
     let identity = identity(layout, address)?;
-    let [object_type, qualname, filename] = identity;
-    if object_type != code_type {
+    let [object_type, qualname, filename, line_table, first_line_word] = identity;
+    if object_type != types.code {
         return None;
     }
     let at = |offset: u32| address.checked_add(u64::from(offset));
-    let mut words = [0u64; 3];
-    let addresses = [
-        at(layout.code_linetable)?,
-        at(layout.code_firstlineno)?,
-        at(layout.code_name)?,
-    ];
-    if !read_words(&addresses, &mut words) {
+    let mut words = [0u64; 2];
+    if !read_words(
+        &[at(layout.code_name)?, at(layout.code_first_traceable)?],
+        &mut words,
+    ) {
         return None;
     }
-    let [line_table, first_line_word, name] = words;
-    // `co_firstlineno` is an int: the low half of the word.
+    let [name, first_traceable] = words;
+    // `co_firstlineno` and `_co_firsttraceable` are ints: the low half of the word.
     let first_line = i64::from(first_line_word as u32 as i32);
-    let qualname = read_string(layout, qualname).or_else(|| read_string(layout, name))?;
+    let qualname = read_string(types, qualname).or_else(|| read_string(types, name))?;
     let names = PythonCode {
         qualname: qualname.into(),
-        filename: read_string(layout, filename)?.into(),
+        filename: read_string(types, filename)?.into(),
     };
     Some(CodeInfo {
         names: Arc::new(names),
         first_line,
+        first_traceable: u64::from(first_traceable as u32),
         line_table: read_bytes(line_table).unwrap_or_default(),
         identity,
     })
 }
 
 /// A `str` object's text: compact strings only (every name and file name the compiler
-/// makes is one).
-fn read_string(layout: &Layout, address: u64) -> Option<String> {
+/// makes is one). `None` for anything else, and for text no name has (empty, or with
+/// control characters): memory that changed under the read.
+fn read_string(types: &Types, address: u64) -> Option<String> {
     const KIND_SHIFT: u32 = 2;
     const COMPACT: u32 = 1 << 5;
     const ASCII: u32 = 1 << 6;
-    let mut words = [0u64; 2];
+    let layout = types.layout;
+    let mut words = [0u64; 3];
     let addresses = [
+        address.checked_add(u64::from(OB_TYPE))?,
         address.checked_add(u64::from(UNICODE_LENGTH))?,
         address.checked_add(u64::from(UNICODE_STATE))?,
     ];
     if !read_words(&addresses, &mut words) {
         return None;
     }
-    let [length, state] = words;
+    let [object_type, length, state] = words;
     let state = state as u32;
     let kind = (state >> KIND_SHIFT) & 7;
-    if state & COMPACT == 0 || !matches!(kind, 1 | 2 | 4) {
+    if object_type != types.unicode
+        || length == 0
+        || state & COMPACT == 0
+        || !matches!(kind, 1 | 2 | 4)
+    {
         return None;
     }
     let data = if state & ASCII != 0 {
@@ -200,7 +231,8 @@ fn read_string(layout: &Layout, address: u64) -> Option<String> {
     if !read_memory(address.checked_add(u64::from(data))?, &mut bytes) {
         return None;
     }
-    Some(decode(&bytes, kind))
+    let text = decode(&bytes, kind);
+    (!text.chars().any(char::is_control)).then_some(text)
 }
 
 fn decode(bytes: &[u8], kind: u32) -> String {

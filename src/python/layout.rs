@@ -32,11 +32,14 @@ pub struct Layout {
     /// `PyInterpreterState.next`, `.threads.head`.
     pub interpreter_next: u32,
     pub interpreter_threads_head: u32,
-    /// `PyThreadState.next`, `.native_thread_id`, `.datastack_chunk`, `.datastack_top`.
+    /// `PyThreadState.next`, `.interp`, `.native_thread_id`, `.datastack_chunk`,
+    /// `.datastack_top`, and its size.
     pub thread_next: u32,
+    pub thread_interpreter: u32,
     pub thread_native_id: u32,
     pub thread_datastack_chunk: u32,
     pub thread_datastack_top: u32,
+    pub thread_size: u32,
     pub current_frame: CurrentFrame,
     /// `_PyStackChunk.data`: where a chunk's frames begin.
     pub chunk_data: u32,
@@ -50,12 +53,14 @@ pub struct Layout {
     pub frame_bytes: u32,
     pub activation: ActivationMark,
     /// `PyCodeObject`: `co_filename`, `co_name`, `co_qualname`, `co_linetable`,
-    /// `co_firstlineno`, `co_code_adaptive` (the first instruction).
+    /// `co_firstlineno`, `_co_firsttraceable` (the index of the first instruction a frame
+    /// has begun once it reached it), `co_code_adaptive` (the first instruction).
     pub code_filename: u32,
     pub code_name: u32,
     pub code_qualname: u32,
     pub code_linetable: u32,
     pub code_firstlineno: u32,
+    pub code_first_traceable: u32,
     pub code_instructions: u32,
     /// `sizeof(PyASCIIObject)`, `sizeof(PyCompactUnicodeObject)`: where a compact string's
     /// characters begin, ASCII or not.
@@ -78,9 +83,11 @@ const V3_11: Layout = Layout {
     interpreter_next: 0,
     interpreter_threads_head: 16,
     thread_next: 8,
+    thread_interpreter: 16,
     thread_native_id: 160,
     thread_datastack_chunk: 296,
     thread_datastack_top: 304,
+    thread_size: 360,
     current_frame: CurrentFrame::ThroughCFrame {
         cframe: 56,
         current_frame: 8,
@@ -97,6 +104,7 @@ const V3_11: Layout = Layout {
     code_qualname: 128,
     code_linetable: 136,
     code_firstlineno: 72,
+    code_first_traceable: 168,
     code_instructions: 184,
     ascii_size: 48,
     compact_size: 72,
@@ -109,9 +117,11 @@ const V3_12: Layout = Layout {
     interpreter_next: 0,
     interpreter_threads_head: 72,
     thread_next: 8,
+    thread_interpreter: 16,
     thread_native_id: 144,
     thread_datastack_chunk: 232,
     thread_datastack_top: 240,
+    thread_size: 288,
     current_frame: CurrentFrame::ThroughCFrame {
         cframe: 56,
         current_frame: 0,
@@ -128,6 +138,7 @@ const V3_12: Layout = Layout {
     code_qualname: 128,
     code_linetable: 136,
     code_firstlineno: 68,
+    code_first_traceable: 176,
     code_instructions: 192,
     ascii_size: 40,
     compact_size: 56,
@@ -140,9 +151,11 @@ const V3_13: Layout = Layout {
     interpreter_next: 7264,
     interpreter_threads_head: 7344,
     thread_next: 8,
+    thread_interpreter: 16,
     thread_native_id: 160,
     thread_datastack_chunk: 232,
     thread_datastack_top: 240,
+    thread_size: 304,
     current_frame: CurrentFrame::Direct { current_frame: 72 },
     chunk_data: 24,
     frame_code: 0,
@@ -156,6 +169,7 @@ const V3_13: Layout = Layout {
     code_qualname: 128,
     code_linetable: 136,
     code_firstlineno: 68,
+    code_first_traceable: 184,
     code_instructions: 200,
     ascii_size: 40,
     compact_size: 56,

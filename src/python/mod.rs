@@ -25,7 +25,9 @@ use layout::Layout;
 pub struct PythonTarget {
     /// Its `PyThreadState`.
     pub tstate: u64,
-    /// The thread the state must belong to (`native_thread_id`), checked in the handler.
+    /// The thread the state must belong to (`native_thread_id`) and the interpreter it was
+    /// listed under, both checked in the handler.
     pub tid: i32,
+    pub interpreter: u64,
     pub layout: &'static Layout,
 }

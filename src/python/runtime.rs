@@ -14,8 +14,8 @@ use super::layout::{self, CurrentFrame, Layout};
 use super::PythonTarget;
 use crate::modules::{read_words, ModuleInfo, ModuleMap};
 
-/// Interpreters and thread states followed at most, so a corrupt list cannot loop.
-const MAX_INTERPRETERS: usize = 64;
+/// Steps through the lists of interpreters and thread states at most, so a corrupt or
+/// changing list cannot loop.
 const MAX_THREAD_STATES: usize = 100_000;
 
 /// A CPython interpreter found in the process.
@@ -25,8 +25,9 @@ pub struct Interpreter {
     runtime: u64,
     /// `_PyEval_EvalFrameDefault`: each activation in a native stack ran Python frames.
     pub eval_loop: Range<u64>,
-    /// `PyCode_Type`, the type every code object points at.
+    /// `PyCode_Type` and `PyUnicode_Type`, the types of code objects and of their names.
     pub code_type: u64,
+    pub unicode_type: u64,
 }
 
 /// Why a process that has an interpreter gets no Python frames.
@@ -79,27 +80,34 @@ impl Interpreter {
             runtime,
             eval_loop: at(symbols.eval_loop.start)..at(symbols.eval_loop.end),
             code_type: at(symbols.code_type),
+            unicode_type: at(symbols.unicode_type),
         }))
     }
 
-    /// Every thread state of every interpreter, by native thread id.
-    pub fn thread_states(&self) -> HashMap<i32, u64> {
+    /// Every thread state of every interpreter, by native thread id, with its interpreter.
+    /// Where two states name one thread, the older wins: 3.11 gives a state made for a new
+    /// thread its creator's id until the thread starts, and lists new states first.
+    pub fn thread_states(&self) -> HashMap<i32, (u64, u64)> {
         let layout = self.layout;
         let mut states = HashMap::new();
+        let mut steps = 0;
         let mut interpreter = word(self.runtime, layout.runtime_interpreters_head);
-        for _ in 0..MAX_INTERPRETERS {
-            let Some(current) = interpreter.filter(|&i| i != 0) else {
-                break;
-            };
+        while let Some(current) = interpreter.filter(|&i| i != 0) {
             let mut thread = word(current, layout.interpreter_threads_head);
             while let Some(tstate) = thread.filter(|&t| t != 0) {
-                if states.len() >= MAX_THREAD_STATES {
-                    break;
+                // The lists are read while threads change them: a cycle must end too.
+                steps += 1;
+                if steps > MAX_THREAD_STATES {
+                    return states;
                 }
                 if let Some(tid) = word(tstate, layout.thread_native_id) {
-                    states.entry(tid as i32).or_insert(tstate);
+                    states.insert(tid as i32, (tstate, current));
                 }
                 thread = word(tstate, layout.thread_next);
+            }
+            steps += 1;
+            if steps > MAX_THREAD_STATES {
+                break;
             }
             interpreter = word(current, layout.interpreter_next);
         }
@@ -107,10 +115,11 @@ impl Interpreter {
     }
 
     /// What the handler needs to read thread `tid`'s frames from `tstate`.
-    pub fn target(&self, tid: i32, tstate: u64) -> PythonTarget {
+    pub fn target(&self, tid: i32, (tstate, interpreter): (u64, u64)) -> PythonTarget {
         PythonTarget {
             tstate,
             tid,
+            interpreter,
             layout: self.layout,
         }
     }
@@ -132,6 +141,7 @@ struct Symbols {
     version: u64,
     eval_loop: Range<u64>,
     code_type: u64,
+    unicode_type: u64,
 }
 
 impl Symbols {
@@ -141,6 +151,7 @@ impl Symbols {
             "Py_Version",
             "_PyEval_EvalFrameDefault",
             "PyCode_Type",
+            "PyUnicode_Type",
         ];
         let source = Source::Elf(Elf {
             debug_syms: false,
@@ -155,6 +166,7 @@ impl Symbols {
             version: first(1)?.0,
             eval_loop: eval..eval + eval_size? as u64,
             code_type: first(3)?.0,
+            unicode_type: first(4)?.0,
         })
     }
 }

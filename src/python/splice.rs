@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use super::runtime::{Interpreter, Unsupported};
 use crate::modules::ModuleMap;
-use crate::sample::{PythonEntry, PythonStop, RawSample};
+use crate::sample::{PythonEntry, PythonStop, RawSample, StopReason};
 
 /// Tagged Python frames are `PYTHON_TAG | index`: kernel addresses, never a user's.
 const PYTHON_TAG: u64 = 0xffff_f000_0000_0000;
@@ -79,25 +79,35 @@ impl PythonFrames {
         let (Some(python), Some(eval_loop)) = (sample.python.take(), self.eval_loop.clone()) else {
             return Spliced::None;
         };
+        if python.stop == PythonStop::NotThisThread {
+            return Spliced::None;
+        }
         let activations: Vec<usize> = lookup_addresses(&sample.frames)
             .enumerate()
             .filter(|(_, lookup)| eval_loop.contains(lookup))
             .map(|(depth, _)| depth)
             .collect();
-        let groups = activation_groups(&python.entries, python.stop);
-        let complete = python.stop == PythonStop::Complete;
-        let pairs = pair_up(&activations, groups.len(), complete);
-        let whole = complete && activations.len() == groups.len();
-        let mut frames = Vec::with_capacity(sample.frames.len() + python.entries.len());
+        let groups = activation_groups(&python.entries);
+        // Pairing from the root needs both ends: every Python frame and every native one.
+        let native_whole = matches!(sample.stop, StopReason::Complete | StopReason::FiberStart);
+        let from_root = python.stop == PythonStop::Complete && native_whole;
+        let pairs = pair_up(&activations, groups.len(), from_root);
+        let whole = from_root && activations.len() == groups.len();
         let freed = python
             .entries
             .iter()
             .filter(|e| matches!(e, PythonEntry::Frame { code: None, .. }))
             .count() as u64;
+        let mut frames = Vec::with_capacity(sample.frames.len() + python.entries.len());
         for (depth, &address) in sample.frames.iter().enumerate() {
-            match pairs.get(&depth) {
-                Some(&group) => {
-                    for entry in groups[group] {
+            // An activation whose frames are not there (yet) keeps its native frame.
+            match pairs
+                .get(&depth)
+                .map(|&g| groups[g])
+                .filter(|g| !g.is_empty())
+            {
+                Some(group) => {
+                    for entry in group {
                         frames.push(self.tag(entry));
                     }
                 }
@@ -150,23 +160,24 @@ fn lookup_addresses(frames: &[u64]) -> impl Iterator<Item = u64> + '_ {
 }
 
 /// The frames of each activation, innermost activation first. A chain read to its end ends
-/// with an activation's end, after which nothing is left; a partial read keeps what it has.
-fn activation_groups(entries: &[PythonEntry], stop: PythonStop) -> Vec<&[PythonEntry]> {
+/// with an activation's end, after which nothing is left; a partial read keeps what it has
+/// (nothing after an activation's end it read last).
+fn activation_groups(entries: &[PythonEntry]) -> Vec<&[PythonEntry]> {
     let mut groups: Vec<&[PythonEntry]> = entries
         .split(|entry| *entry == PythonEntry::ActivationEnd)
         .collect();
-    if stop == PythonStop::Complete && groups.last().is_some_and(|g| g.is_empty()) {
+    if groups.last().is_some_and(|g| g.is_empty()) {
         groups.pop();
     }
     groups
 }
 
-/// Which group each activation (a native depth) gets. A complete chain pairs from the root,
-/// where activations are settled: the innermost may be starting or ending. A partial chain
-/// has only the innermost groups, and pairs from the leaf.
-fn pair_up(activations: &[usize], groups: usize, complete: bool) -> HashMap<usize, usize> {
+/// Which group each activation (a native depth) gets. With both stacks whole, pairing starts
+/// at the root, where activations are settled (the innermost may be starting or ending);
+/// when either was cut, only the innermost are there to pair, from the leaf.
+fn pair_up(activations: &[usize], groups: usize, from_root: bool) -> HashMap<usize, usize> {
     let paired = activations.len().min(groups);
-    if complete {
+    if from_root {
         (0..paired)
             .map(|k| (activations[activations.len() - 1 - k], groups - 1 - k))
             .collect()
@@ -190,7 +201,7 @@ mod tests {
     fn complete_chains_pair_activations_from_the_root() {
         let end = PythonEntry::ActivationEnd;
         let frames = [frame(1), frame(2), end.clone(), frame(3), end];
-        let groups = activation_groups(&frames, PythonStop::Complete);
+        let groups = activation_groups(&frames);
         assert_eq!(groups, vec![&frames[0..2], &frames[3..4]]);
         // Three activations in the native stack, the innermost just entered.
         let pairs = pair_up(&[1, 4, 9], groups.len(), true);
@@ -200,7 +211,7 @@ mod tests {
     #[test]
     fn partial_chains_pair_from_the_leaf() {
         let frames = [frame(1), PythonEntry::ActivationEnd, frame(2)];
-        let groups = activation_groups(&frames, PythonStop::ReadFailed);
+        let groups = activation_groups(&frames);
         assert_eq!(groups.len(), 2);
         let pairs = pair_up(&[2, 5, 7], groups.len(), false);
         assert_eq!(pairs, HashMap::from([(2, 0), (5, 1)]));

@@ -3,6 +3,8 @@
 //! Each saves `errno` first and puts it back last.
 
 use super::actions::{chain, PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
+use std::ops::Range;
+
 use super::control::{Control, CONTROL};
 use super::python;
 use super::request::decode_request;
@@ -125,7 +127,8 @@ fn fill_slot(data: &mut SlotData, context: *const libc::c_void) {
         (Some(snapshot), Some(regs)) => {
             data.generation = snapshot.generation;
             unwind(snapshot, regs, data);
-            read_python_frames(data);
+            let stack_end = snapshot.writable_region_end(regs.sp).unwrap_or(regs.sp);
+            read_python_frames(data, regs.sp..stack_end);
         }
         _ => {
             data.depth = 0;
@@ -135,10 +138,12 @@ fn fill_slot(data: &mut SlotData, context: *const libc::c_void) {
     data.handler_nanos = monotonic_nanos().saturating_sub(started);
 }
 
-/// Reads the thread's Python frames, when the request asks for them.
-fn read_python_frames(data: &mut SlotData) {
+/// Reads the thread's Python frames, when the request asks for them; `stack` is the range
+/// of its C stack from the interrupted stack pointer.
+fn read_python_frames(data: &mut SlotData, stack: Range<u64>) {
     if let (Some(target), Some(buffers)) = (&data.python_target, data.python.as_mut()) {
-        let (depth, stop) = python::capture(target, &mut buffers.window, &mut buffers.frames);
+        let thread = python::Thread::Own { stack };
+        let (depth, stop) = python::capture(target, thread, &mut buffers.frames);
         buffers.depth = depth;
         buffers.stop = stop;
     }

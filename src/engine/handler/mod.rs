@@ -58,9 +58,9 @@ mod walk;
 pub use actions::{PROGRAM_DUMP_ACTION, PROGRAM_SAMPLE_ACTION};
 pub use control::{Control, CONTROL};
 pub use entry::{on_dump_signal, on_sample_signal, on_termination_signal};
-pub use python::capture as read_python_frames;
+pub use python::{capture as read_python_frames, Thread as PythonThread};
 pub use request::{discard_pending_requests, request_sample};
-pub use slots::{Progress, SlotPool, UnwindCache, PYTHON_WINDOW, SPARE_SLOTS};
+pub use slots::{Progress, SlotPool, UnwindCache, SPARE_SLOTS};
 pub use statics::{
     current_snapshot, pool, publish_snapshot, sample_signal, set_fiber_start, set_pool,
     set_sample_signal,

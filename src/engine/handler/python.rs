@@ -1,47 +1,72 @@
 //! The interrupted thread's Python frame chain: code object and instruction of each frame,
-//! innermost first, with the marks where evaluation-loop activations end. Every read of
-//! the interpreter's memory goes through `process_vm_readv` (a freed thread state or a frame
-//! popped under the read gives a failed read, never a fault), in as few calls as the layout
-//! allows: the thread state's words in one, then the used part of the thread's current
-//! frame stack in one, where nearly all frames are; only frames outside it (generators,
-//! coroutines, older chunks) cost a call each.
+//! innermost first, with the marks where evaluation-loop activations end.
+//!
+//! What may be read directly, and why it cannot fault:
+//! - the thread state is read first with one `process_vm_readv` (a freed state gives a
+//!   failed or mismatched read, never a fault). Its native thread id and interpreter must be
+//!   the ones the sampler listed: then it is live, and stays so while the handler runs, since
+//!   only the thread itself frees its own state, and the thread is the one interrupted;
+//! - for the same reason the thread's frame-stack chunks are live: the state points to the
+//!   newest, each to the one before, and the thread unlinks a chunk before freeing it. Only
+//!   the used part of the newest chunk (below `datastack_top`) holds frames;
+//! - the thread's own C stack, from the interrupted stack pointer to the end of its mapping
+//!   (3.11 and 3.12 keep the `_PyCFrame`s there, 3.12+ the activations' shim frames).
+//!
+//! Anything else (a generator's frame in its object, a word that is no frame) is read with
+//! `process_vm_readv`, as is everything when another thread's frames are read from the
+//! sampler (a blocked thread may wake and change them).
+
+use std::ops::Range;
 
 use crate::modules::{read_memory, read_words};
 use crate::python::layout::{ActivationMark, CurrentFrame, Layout};
 use crate::python::PythonTarget;
 use crate::sample::{PythonFrameRaw, PythonStop};
 
-/// Frames read one call each (outside the copied stack) before the read gives up.
+/// Frames read with a system call each before the read gives up.
 const MAX_SEPARATE_READS: usize = 64;
+/// Frame-stack chunks followed at most (a chunk holds 16 KB of frames or more).
+const MAX_CHUNKS: usize = 16;
 /// Bytes of one frame the layouts read; checked against each layout in the python module.
 pub const MAX_FRAME_BYTES: usize = 128;
+/// `FRAME_OWNED_BY_GENERATOR`, the same in every version.
+const OWNED_BY_GENERATOR: u8 = 1;
 
-/// Reads the frame chain of `target`'s thread into `out`, using `window` to copy its frame
-/// stack; returns how many entries were written and why the read stopped.
+/// Whose frames are read.
+pub enum Thread {
+    /// The interrupted thread, from its signal handler, with its C stack's range.
+    Own { stack: Range<u64> },
+    /// Another thread, from the sampler: every read is checked.
+    Other,
+}
+
+/// Reads the frame chain of `target`'s thread into `out`; returns how many entries were
+/// written and why the read stopped.
 pub fn capture(
     target: &PythonTarget,
-    window: &mut [u8],
+    thread: Thread,
     out: &mut [PythonFrameRaw],
 ) -> (usize, PythonStop) {
     let layout = target.layout;
     let Some(state) = ThreadWords::read(target, layout) else {
         return (0, PythonStop::ReadFailed);
     };
-    if state.native_id != target.tid as u64 {
+    if state.native_id != target.tid as u64 || state.interpreter != target.interpreter {
         return (0, PythonStop::NotThisThread);
     }
-    let Some(innermost) = state.current_frame(layout) else {
+    let memory = LiveMemory::of(thread, target, &state, layout);
+    let Some(innermost) = state.current_frame(layout, &memory) else {
         return (0, PythonStop::ReadFailed);
     };
-    let copied = CopiedStack::copy(window, &state, layout);
     let mut writer = Writer { out, depth: 0 };
-    let stop = walk_frames(innermost, layout, &copied, &mut writer);
+    let stop = walk_frames(innermost, layout, &memory, &mut writer);
     (writer.depth, stop)
 }
 
 /// The words of a thread state the read needs, read in one call.
 struct ThreadWords {
     native_id: u64,
+    interpreter: u64,
     /// `cframe` (3.11, 3.12) or `current_frame` (3.13).
     frame_link: u64,
     chunk: u64,
@@ -57,17 +82,19 @@ impl ThreadWords {
         let at = |offset: u32| target.tstate.checked_add(u64::from(offset));
         let addresses = [
             at(layout.thread_native_id)?,
+            at(layout.thread_interpreter)?,
             at(link)?,
             at(layout.thread_datastack_chunk)?,
             at(layout.thread_datastack_top)?,
         ];
-        let mut words = [0u64; 4];
+        let mut words = [0u64; 5];
         if !read_words(&addresses, &mut words) {
             return None;
         }
-        let [native_id, frame_link, chunk, top] = words;
+        let [native_id, interpreter, frame_link, chunk, top] = words;
         Some(ThreadWords {
             native_id,
+            interpreter,
             frame_link,
             chunk,
             top,
@@ -75,48 +102,128 @@ impl ThreadWords {
     }
 
     /// The innermost frame (0 when the thread runs no Python code).
-    fn current_frame(&self, layout: &Layout) -> Option<u64> {
+    fn current_frame(&self, layout: &Layout, memory: &LiveMemory) -> Option<u64> {
         match layout.current_frame {
             CurrentFrame::Direct { .. } => Some(self.frame_link),
             CurrentFrame::ThroughCFrame { current_frame, .. } => {
-                let mut word = [0u64; 1];
                 let at = self.frame_link.checked_add(u64::from(current_frame))?;
-                read_words(&[at], &mut word).then_some(word[0])
+                memory.word(at)
             }
         }
     }
 }
 
-/// The used part of the thread's current frame-stack chunk, up to `window.len()` bytes
-/// below its top.
-struct CopiedStack<'w> {
-    start: u64,
-    bytes: &'w [u8],
+/// Where direct reads are safe (see the module docs); empty when reading another thread.
+struct LiveMemory {
+    direct: bool,
+    /// The thread's C stack, its state, the used part of its newest chunk, older chunks.
+    ranges: [Range<u64>; MAX_CHUNKS + 2],
+    count: usize,
+    /// The newest chunk whole: a frame in it at or above the top was popped.
+    newest_chunk: Range<u64>,
 }
 
-impl<'w> CopiedStack<'w> {
-    fn copy(window: &'w mut [u8], state: &ThreadWords, layout: &Layout) -> CopiedStack<'w> {
-        let data = state.chunk.saturating_add(u64::from(layout.chunk_data));
-        let start = data.max(state.top.saturating_sub(window.len() as u64));
-        let len = state.top.saturating_sub(start) as usize;
-        let bytes = match window.get_mut(..len) {
-            Some(part) if state.chunk != 0 => {
-                if read_memory(start, part) {
-                    &*part
-                } else {
-                    &[]
-                }
-            }
-            _ => &[],
+impl LiveMemory {
+    fn of(
+        thread: Thread,
+        target: &PythonTarget,
+        state: &ThreadWords,
+        layout: &Layout,
+    ) -> LiveMemory {
+        let mut memory = LiveMemory {
+            direct: false,
+            ranges: Default::default(),
+            count: 0,
+            newest_chunk: 0..0,
         };
-        CopiedStack { start, bytes }
+        let Thread::Own { stack } = thread else {
+            return memory;
+        };
+        memory.direct = true;
+        memory.add(stack);
+        let state_end = target.tstate.saturating_add(u64::from(layout.thread_size));
+        memory.add(target.tstate..state_end);
+        memory.add_chunks(state.chunk, state.top, layout);
+        memory
     }
 
-    /// `len` bytes at `address`, if all were copied.
-    fn get(&self, address: u64, len: usize) -> Option<&[u8]> {
-        let from = usize::try_from(address.checked_sub(self.start)?).ok()?;
-        self.bytes.get(from..from.checked_add(len)?)
+    fn add(&mut self, range: Range<u64>) {
+        if let Some(slot) = self.ranges.get_mut(self.count) {
+            *slot = range;
+            self.count += 1;
+        }
     }
+
+    /// The newest chunk up to `top`, then the older ones whole; each header is read directly,
+    /// inside the chunk the state or a newer chunk points to.
+    fn add_chunks(&mut self, newest: u64, top: u64, layout: &Layout) {
+        let data = u64::from(layout.chunk_data);
+        let mut chunk = newest;
+        for index in 0..MAX_CHUNKS {
+            if chunk == 0 || chunk % 8 != 0 {
+                return;
+            }
+            // SAFETY: a chunk the live state (or a live newer chunk) links to is mapped, for
+            // at least its header (see the module docs).
+            let (previous, size) = unsafe { (read_direct(chunk), read_direct(chunk + 8)) };
+            let end = chunk.saturating_add(size);
+            if index == 0 {
+                self.newest_chunk = chunk..end;
+                if (chunk.saturating_add(data)..end).contains(&top) || top == end {
+                    self.add(chunk.saturating_add(data)..top);
+                }
+            } else {
+                self.add(chunk.saturating_add(data)..end);
+            }
+            chunk = previous;
+        }
+    }
+
+    /// Whether `len` bytes at `address` lie inside one live range.
+    fn covers(&self, address: u64, len: u64) -> bool {
+        let Some(end) = address.checked_add(len) else {
+            return false;
+        };
+        self.ranges
+            .iter()
+            .take(self.count)
+            .any(|r| r.start <= address && end <= r.end)
+    }
+
+    /// A frame in the newest chunk at or above its top: popped, stale.
+    fn is_popped(&self, address: u64) -> bool {
+        self.direct && self.newest_chunk.contains(&address) && !self.covers(address, 8)
+    }
+
+    fn word(&self, address: u64) -> Option<u64> {
+        if address % 8 != 0 {
+            return None;
+        }
+        if self.direct && self.covers(address, 8) {
+            // SAFETY: inside a live range of the interrupted thread (module docs).
+            return Some(unsafe { read_direct(address) });
+        }
+        let mut word = [0u64; 1];
+        read_words(&[address], &mut word).then_some(word[0])
+    }
+
+    /// `out.len()` bytes at `address`, directly where live, else with a checked read.
+    fn bytes<'b>(&self, address: u64, out: &'b mut [u8]) -> Option<&'b [u8]> {
+        if self.direct && self.covers(address, out.len() as u64) {
+            // SAFETY: the whole range lies inside a live range of the interrupted thread.
+            let from = unsafe { std::slice::from_raw_parts(address as *const u8, out.len()) };
+            out.copy_from_slice(from);
+            return Some(out);
+        }
+        read_memory(address, out).then_some(out)
+    }
+}
+
+/// # Safety
+/// `address..address + 8` must be mapped and readable.
+unsafe fn read_direct(address: u64) -> u64 {
+    // SAFETY: the caller's promise.
+    unsafe { std::ptr::read_unaligned(address as *const u64) }
 }
 
 struct Writer<'o> {
@@ -141,30 +248,28 @@ impl Writer<'_> {
 fn walk_frames(
     mut frame: u64,
     layout: &Layout,
-    copied: &CopiedStack<'_>,
+    memory: &LiveMemory,
     writer: &mut Writer<'_>,
 ) -> PythonStop {
-    let len = layout.frame_bytes as usize;
-    let mut separate = [0u8; MAX_FRAME_BYTES];
+    let mut buffer = [0u8; MAX_FRAME_BYTES];
+    let Some(buffer) = buffer.get_mut(..layout.frame_bytes as usize) else {
+        return PythonStop::ReadFailed;
+    };
     let mut separate_reads = 0;
     while frame != 0 {
-        if frame % 8 != 0 {
+        if frame % 8 != 0 || memory.is_popped(frame) {
             return PythonStop::ReadFailed;
         }
-        let bytes = match copied.get(frame, len) {
-            Some(bytes) => bytes,
-            None => {
-                separate_reads += 1;
-                let Some(buffer) = separate.get_mut(..len) else {
-                    return PythonStop::ReadFailed;
-                };
-                if separate_reads > MAX_SEPARATE_READS || !read_memory(frame, buffer) {
-                    return PythonStop::ReadFailed;
-                }
-                &*buffer
+        if !memory.covers(frame, buffer.len() as u64) {
+            separate_reads += 1;
+            if separate_reads > MAX_SEPARATE_READS {
+                return PythonStop::ReadFailed;
             }
-        };
-        let Some(fields) = FrameFields::parse(bytes, layout) else {
+        }
+        let Some(fields) = memory
+            .bytes(frame, buffer)
+            .and_then(|bytes| FrameFields::parse(bytes, layout))
+        else {
             return PythonStop::ReadFailed;
         };
         if !fields.shim && fields.code == 0 {
@@ -184,6 +289,7 @@ struct FrameFields {
     code: u64,
     instr: u64,
     previous: u64,
+    generator: bool,
     /// A shim of the C stack (3.12+): the activation above it ends here.
     shim: bool,
     /// The first frame of its activation (3.11).
@@ -197,14 +303,16 @@ impl FrameFields {
             Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
         };
         let byte = |offset: u32| bytes.get(offset as usize).copied();
+        let owner = byte(layout.frame_owner)?;
         let (shim, entry) = match layout.activation {
             ActivationMark::IsEntry { offset } => (false, byte(offset)? != 0),
-            ActivationMark::ShimOwner { value } => (byte(layout.frame_owner)? == value, false),
+            ActivationMark::ShimOwner { value } => (owner == value, false),
         };
         Some(FrameFields {
             code: word(layout.frame_code)?,
             instr: word(layout.frame_instr)?,
             previous: word(layout.frame_previous)?,
+            generator: owner == OWNED_BY_GENERATOR,
             shim,
             entry,
         })
@@ -218,6 +326,7 @@ impl FrameFields {
         let frame = PythonFrameRaw {
             code: self.code,
             instr: self.instr,
+            generator: self.generator,
         };
         writer.push(frame) && (!self.entry || writer.push(PythonFrameRaw::ACTIVATION_END))
     }

@@ -64,12 +64,7 @@ pub struct PythonBuffers {
     pub frames: Box<[PythonFrameRaw]>,
     pub depth: usize,
     pub stop: PythonStop,
-    /// The copy of the thread's frame stack the frames are read from.
-    pub window: Box<[u8]>,
 }
-
-/// Bytes of a thread's frame stack copied per sample: about 100 frames of small functions.
-pub const PYTHON_WINDOW: usize = 16 << 10;
 
 /// One preallocated sample.
 pub struct SampleSlot {
@@ -206,7 +201,6 @@ impl SampleSlot {
                 frames: vec![PythonFrameRaw::default(); max_depth].into_boxed_slice(),
                 depth: 0,
                 stop: PythonStop::Complete,
-                window: vec![0; PYTHON_WINDOW].into_boxed_slice(),
             });
         }
         if let Some(buffers) = data.python.as_mut() {

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::engine::handler::read_python_frames;
-use crate::engine::handler::PYTHON_WINDOW;
+use crate::engine::handler::{read_python_frames, PythonThread as Thread};
 use crate::modules::ModuleMap;
 use crate::python::{name_chain, CodeCache, Interpreter, PythonTarget};
 use crate::sample::{PythonFrameRaw, PythonStack, PythonStop};
@@ -22,10 +21,10 @@ pub(super) struct PythonThreads {
     interpreter: Option<(Interpreter, CodeCache)>,
     /// Where the frames of a thread blocked in a system call are read, from this thread.
     blocked_frames: Vec<PythonFrameRaw>,
-    blocked_window: Vec<u8>,
     /// An interpreter of unknown layout was reported; nothing more is looked for.
     unsupported: bool,
-    states: HashMap<i32, u64>,
+    /// Thread state and interpreter by native thread id.
+    states: HashMap<i32, (u64, u64)>,
     listed_at: u64,
 }
 
@@ -38,7 +37,7 @@ impl PythonThreads {
         match Interpreter::find(map) {
             Ok(found) => {
                 self.interpreter = found.map(|found| {
-                    let cache = CodeCache::new(found.layout, found.code_type);
+                    let cache = CodeCache::new(&found);
                     (found, cache)
                 })
             }
@@ -59,8 +58,8 @@ impl PythonThreads {
             self.states = interpreter.thread_states();
             self.listed_at = now;
         }
-        let tstate = *self.states.get(&tid)?;
-        Some(interpreter.target(tid, tstate))
+        let state = *self.states.get(&tid)?;
+        Some(interpreter.target(tid, state))
     }
 }
 
@@ -79,21 +78,23 @@ impl PythonThreads {
         let target = self.target(tid, now)?;
         self.blocked_frames
             .resize(MAX_FRAMES, PythonFrameRaw::default());
-        self.blocked_window.resize(PYTHON_WINDOW, 0);
-        let (depth, stop) =
-            read_python_frames(&target, &mut self.blocked_window, &mut self.blocked_frames);
+        let (depth, stop) = read_python_frames(&target, Thread::Other, &mut self.blocked_frames);
         let frames = std::mem::take(&mut self.blocked_frames);
         let named = self.name_chain(&frames[..depth], stop);
         self.blocked_frames = frames;
         Some(named)
     }
 
-    /// Names the frames the handler read.
+    /// Names the frames the handler read. A thread whose state was not its own any more
+    /// has the states listed again at its next request.
     pub(super) fn name_chain(
         &mut self,
         frames: &[PythonFrameRaw],
         stop: PythonStop,
     ) -> PythonStack {
+        if stop == PythonStop::NotThisThread {
+            self.listed_at = 0;
+        }
         match &mut self.interpreter {
             Some((interpreter, cache)) => name_chain(interpreter.layout, cache, frames, stop),
             None => PythonStack {

@@ -412,6 +412,9 @@ impl Sampler {
     /// Consumer `index` wants thread `tid` sampled: shares the request in flight to it, or
     /// sends a new one.
     fn request(&mut self, index: usize, tid: i32, now: u64) {
+        // Python frames if any consumer may want them (one that shares the request later,
+        // too); those who do not drop them.
+        let python_wanted = self.consumers.iter().any(|c| c.python);
         let consumer = &mut self.consumers[index];
         let python = &mut self.python;
         let wants_python = consumer.python;
@@ -444,8 +447,7 @@ impl Sampler {
             Stats::add(&consumer.stats.slots_busy, 1);
             return;
         };
-        let python = consumer
-            .python
+        let python = python_wanted
             .then(|| self.python.target(tid, now))
             .flatten();
         let Some(armed) = slot.arm(python, self.pool.max_depth()) else {
