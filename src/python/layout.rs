@@ -27,8 +27,10 @@ pub enum ActivationMark {
 pub struct Layout {
     pub major: u8,
     pub minor: u8,
-    /// `_PyRuntimeState.interpreters.head`.
+    /// `_PyRuntimeState.interpreters.head`, and its `autoTSSkey` (a `Py_tss_t`: an int
+    /// saying it is set up, then the `pthread_key_t`).
     pub runtime_interpreters_head: u32,
+    pub runtime_tss_key: u32,
     /// `PyInterpreterState.next`, `.threads.head`.
     pub interpreter_next: u32,
     pub interpreter_threads_head: u32,
@@ -80,6 +82,7 @@ const V3_11: Layout = Layout {
     major: 3,
     minor: 11,
     runtime_interpreters_head: 40,
+    runtime_tss_key: 592,
     interpreter_next: 0,
     interpreter_threads_head: 16,
     thread_next: 8,
@@ -114,6 +117,7 @@ const V3_12: Layout = Layout {
     major: 3,
     minor: 12,
     runtime_interpreters_head: 40,
+    runtime_tss_key: 1544,
     interpreter_next: 0,
     interpreter_threads_head: 72,
     thread_next: 8,
@@ -148,6 +152,7 @@ const V3_13: Layout = Layout {
     major: 3,
     minor: 13,
     runtime_interpreters_head: 632,
+    runtime_tss_key: 2160,
     interpreter_next: 7264,
     interpreter_threads_head: 7344,
     thread_next: 8,

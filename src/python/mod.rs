@@ -29,5 +29,7 @@ pub struct PythonTarget {
     /// listed under, both checked in the handler.
     pub tid: i32,
     pub interpreter: u64,
+    /// The `pthread` key each thread keeps its own state under, when known.
+    pub tss_key: Option<libc::pthread_key_t>,
     pub layout: &'static Layout,
 }

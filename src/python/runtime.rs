@@ -114,12 +114,27 @@ impl Interpreter {
         states
     }
 
+    /// The `pthread` key of `autoTSSkey`, once the runtime has set it up (it may not have
+    /// when the interpreter is first seen).
+    pub fn tss_key(&self) -> Option<libc::pthread_key_t> {
+        const KEYS_MAX: u64 = 1024;
+        let word = word(self.runtime, self.layout.runtime_tss_key)?;
+        let (initialized, key) = (word as u32, word >> 32);
+        (initialized == 1 && key < KEYS_MAX).then_some(key as libc::pthread_key_t)
+    }
+
     /// What the handler needs to read thread `tid`'s frames from `tstate`.
-    pub fn target(&self, tid: i32, (tstate, interpreter): (u64, u64)) -> PythonTarget {
+    pub fn target(
+        &self,
+        tid: i32,
+        (tstate, interpreter): (u64, u64),
+        tss_key: Option<libc::pthread_key_t>,
+    ) -> PythonTarget {
         PythonTarget {
             tstate,
             tid,
             interpreter,
+            tss_key,
             layout: self.layout,
         }
     }

@@ -2,10 +2,14 @@
 //! innermost first, with the marks where evaluation-loop activations end.
 //!
 //! What may be read directly, and why it cannot fault:
-//! - the thread state is read first with one `process_vm_readv` (a freed state gives a
-//!   failed or mismatched read, never a fault). Its native thread id and interpreter must be
-//!   the ones the sampler listed: then it is live, and stays so while the handler runs, since
-//!   only the thread itself frees its own state, and the thread is the one interrupted;
+//! - the thread state, when the thread's own record of it says so: CPython keeps each
+//!   thread's state in a `pthread` key (`autoTSSkey`), set before the state is used and
+//!   cleared before it is freed, both by the thread itself, which is the one interrupted. If
+//!   that value is the state the sampler listed for the thread, the state is live and stays
+//!   so while the handler runs. Otherwise (a state the thread no longer has, a layout whose
+//!   key is wrong) the state is read with one `process_vm_readv` instead, where a freed
+//!   state gives a failed or mismatched read, never a fault; its native thread id and
+//!   interpreter must be the ones listed, and then it is live for the same reason;
 //! - for the same reason the thread's frame-stack chunks are live: the state points to the
 //!   newest, each to the one before, and the thread unlinks a chunk before freeing it. Only
 //!   the used part of the newest chunk (below `datastack_top`) holds frames;
@@ -48,7 +52,13 @@ pub fn capture(
     out: &mut [PythonFrameRaw],
 ) -> (usize, PythonStop) {
     let layout = target.layout;
-    let Some(state) = ThreadWords::read(target, layout) else {
+    let state = if is_own_live_state(&thread, target) {
+        // SAFETY: the thread's own key names this state: it is live (module docs).
+        Some(unsafe { ThreadWords::read_direct(target, layout) })
+    } else {
+        ThreadWords::read(target, layout)
+    };
+    let Some(state) = state else {
         return (0, PythonStop::ReadFailed);
     };
     if state.native_id != target.tid as u64 || state.interpreter != target.interpreter {
@@ -61,6 +71,17 @@ pub fn capture(
     let mut writer = Writer { out, depth: 0 };
     let stop = walk_frames(innermost, layout, &memory, &mut writer);
     (writer.depth, stop)
+}
+
+/// Whether the interrupted thread's own key names `target`'s state.
+fn is_own_live_state(thread: &Thread, target: &PythonTarget) -> bool {
+    let (Thread::Own { .. }, Some(key)) = (thread, target.tss_key) else {
+        return false;
+    };
+    // SAFETY: glibc's pthread_getspecific reads the calling thread's key table without locks
+    // or allocation (an unknown key gives null); the value is only compared here.
+    let value = unsafe { libc::pthread_getspecific(key) };
+    value as u64 == target.tstate
 }
 
 /// The words of a thread state the read needs, read in one call.
@@ -99,6 +120,28 @@ impl ThreadWords {
             chunk,
             top,
         })
+    }
+
+    /// The same words, read directly.
+    ///
+    /// # Safety
+    /// `target.tstate` must be a live thread state.
+    unsafe fn read_direct(target: &PythonTarget, layout: &Layout) -> ThreadWords {
+        let link = match layout.current_frame {
+            CurrentFrame::ThroughCFrame { cframe, .. } => cframe,
+            CurrentFrame::Direct { current_frame } => current_frame,
+        };
+        let at = |offset: u32| target.tstate.wrapping_add(u64::from(offset));
+        // SAFETY: every offset lies inside the live state (`Layout::thread_size`).
+        unsafe {
+            ThreadWords {
+                native_id: read_direct(at(layout.thread_native_id)),
+                interpreter: read_direct(at(layout.thread_interpreter)),
+                frame_link: read_direct(at(link)),
+                chunk: read_direct(at(layout.thread_datastack_chunk)),
+                top: read_direct(at(layout.thread_datastack_top)),
+            }
+        }
     }
 
     /// The innermost frame (0 when the thread runs no Python code).
@@ -206,17 +249,6 @@ impl LiveMemory {
         let mut word = [0u64; 1];
         read_words(&[address], &mut word).then_some(word[0])
     }
-
-    /// `out.len()` bytes at `address`, directly where live, else with a checked read.
-    fn bytes<'b>(&self, address: u64, out: &'b mut [u8]) -> Option<&'b [u8]> {
-        if self.direct && self.covers(address, out.len() as u64) {
-            // SAFETY: the whole range lies inside a live range of the interrupted thread.
-            let from = unsafe { std::slice::from_raw_parts(address as *const u8, out.len()) };
-            out.copy_from_slice(from);
-            return Some(out);
-        }
-        read_memory(address, out).then_some(out)
-    }
 }
 
 /// # Safety
@@ -251,25 +283,22 @@ fn walk_frames(
     memory: &LiveMemory,
     writer: &mut Writer<'_>,
 ) -> PythonStop {
-    let mut buffer = [0u8; MAX_FRAME_BYTES];
-    let Some(buffer) = buffer.get_mut(..layout.frame_bytes as usize) else {
-        return PythonStop::ReadFailed;
-    };
     let mut separate_reads = 0;
     while frame != 0 {
         if frame % 8 != 0 || memory.is_popped(frame) {
             return PythonStop::ReadFailed;
         }
-        if !memory.covers(frame, buffer.len() as u64) {
+        let fields = if memory.direct && memory.covers(frame, u64::from(layout.frame_bytes)) {
+            // SAFETY: the frame lies inside a live range of the interrupted thread.
+            Some(unsafe { FrameFields::read_direct(frame, layout) })
+        } else {
             separate_reads += 1;
             if separate_reads > MAX_SEPARATE_READS {
                 return PythonStop::ReadFailed;
             }
-        }
-        let Some(fields) = memory
-            .bytes(frame, buffer)
-            .and_then(|bytes| FrameFields::parse(bytes, layout))
-        else {
+            FrameFields::read_checked(frame, layout)
+        };
+        let Some(fields) = fields else {
             return PythonStop::ReadFailed;
         };
         if !fields.shim && fields.code == 0 {
@@ -297,25 +326,74 @@ struct FrameFields {
 }
 
 impl FrameFields {
-    fn parse(bytes: &[u8], layout: &Layout) -> Option<FrameFields> {
+    /// The fields of the frame at `frame`, each read where it is.
+    ///
+    /// # Safety
+    /// `frame..frame + layout.frame_bytes` must be mapped and readable.
+    unsafe fn read_direct(frame: u64, layout: &Layout) -> FrameFields {
+        let at = |offset: u32| frame.wrapping_add(u64::from(offset));
+        // SAFETY: every offset lies within `frame_bytes` of the frame (the caller's promise).
+        let (code, instr, previous, owner, entry) = unsafe {
+            let byte = |offset: u32| std::ptr::read(at(offset) as *const u8);
+            let entry = match layout.activation {
+                ActivationMark::IsEntry { offset } => byte(offset),
+                ActivationMark::ShimOwner { .. } => 0,
+            };
+            (
+                read_direct(at(layout.frame_code)),
+                read_direct(at(layout.frame_instr)),
+                read_direct(at(layout.frame_previous)),
+                byte(layout.frame_owner),
+                entry,
+            )
+        };
+        FrameFields::new(layout, code, instr, previous, owner, entry)
+    }
+
+    /// The same, copied with one checked read.
+    fn read_checked(frame: u64, layout: &Layout) -> Option<FrameFields> {
+        let mut buffer = [0u8; MAX_FRAME_BYTES];
+        let bytes = buffer.get_mut(..layout.frame_bytes as usize)?;
+        if !read_memory(frame, bytes) {
+            return None;
+        }
         let word = |offset: u32| {
             let at = offset as usize;
             Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
         };
         let byte = |offset: u32| bytes.get(offset as usize).copied();
-        let owner = byte(layout.frame_owner)?;
-        let (shim, entry) = match layout.activation {
-            ActivationMark::IsEntry { offset } => (false, byte(offset)? != 0),
-            ActivationMark::ShimOwner { value } => (owner == value, false),
+        let entry = match layout.activation {
+            ActivationMark::IsEntry { offset } => byte(offset)?,
+            ActivationMark::ShimOwner { .. } => 0,
         };
-        Some(FrameFields {
-            code: word(layout.frame_code)?,
-            instr: word(layout.frame_instr)?,
-            previous: word(layout.frame_previous)?,
+        Some(FrameFields::new(
+            layout,
+            word(layout.frame_code)?,
+            word(layout.frame_instr)?,
+            word(layout.frame_previous)?,
+            byte(layout.frame_owner)?,
+            entry,
+        ))
+    }
+
+    fn new(
+        layout: &Layout,
+        code: u64,
+        instr: u64,
+        previous: u64,
+        owner: u8,
+        entry: u8,
+    ) -> FrameFields {
+        let shim =
+            matches!(layout.activation, ActivationMark::ShimOwner { value } if owner == value);
+        FrameFields {
+            code,
+            instr,
+            previous,
             generator: owner == OWNED_BY_GENERATOR,
             shim,
-            entry,
-        })
+            entry: entry != 0,
+        }
     }
 
     /// Writes the frame (and the end of its activation, if it is the first).

@@ -25,6 +25,8 @@ pub(super) struct PythonThreads {
     unsupported: bool,
     /// Thread state and interpreter by native thread id.
     states: HashMap<i32, (u64, u64)>,
+    /// The key threads keep their own state under, once the runtime made it.
+    tss_key: Option<libc::pthread_key_t>,
     listed_at: u64,
 }
 
@@ -56,10 +58,11 @@ impl PythonThreads {
         let retry = !self.states.contains_key(&tid) && age >= MISSING_RETRY.as_nanos() as u64;
         if stale || retry {
             self.states = interpreter.thread_states();
+            self.tss_key = self.tss_key.or_else(|| interpreter.tss_key());
             self.listed_at = now;
         }
         let state = *self.states.get(&tid)?;
-        Some(interpreter.target(tid, state))
+        Some(interpreter.target(tid, state, self.tss_key))
     }
 }
 
