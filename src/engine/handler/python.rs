@@ -203,7 +203,7 @@ impl LiveMemory {
         let data = u64::from(layout.chunk_data);
         let mut chunk = newest;
         for index in 0..MAX_CHUNKS {
-            if chunk == 0 || chunk % 8 != 0 {
+            if chunk == 0 || !chunk.is_multiple_of(8) {
                 return;
             }
             // SAFETY: a chunk the live state (or a live newer chunk) links to is mapped, for
@@ -239,7 +239,7 @@ impl LiveMemory {
     }
 
     fn word(&self, address: u64) -> Option<u64> {
-        if address % 8 != 0 {
+        if !address.is_multiple_of(8) {
             return None;
         }
         if self.direct && self.covers(address, 8) {
@@ -285,7 +285,7 @@ fn walk_frames(
 ) -> PythonStop {
     let mut separate_reads = 0;
     while frame != 0 {
-        if frame % 8 != 0 || memory.is_popped(frame) {
+        if !frame.is_multiple_of(8) || memory.is_popped(frame) {
             return PythonStop::ReadFailed;
         }
         let fields = if memory.direct && memory.covers(frame, u64::from(layout.frame_bytes)) {
