@@ -338,3 +338,40 @@ fn blocked_python_threads_keep_their_python_frames() {
         }
     }
 }
+
+/// Frames pushed and popped all the time, threads whose states are freed while the sampler
+/// still lists them, code freed soon after it ran: the program runs as without the profiler,
+/// and every sample of its threads is counted, whole or partial.
+#[test]
+fn python_memory_changing_under_the_read_costs_nothing_but_samples() {
+    let program =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_churn.py");
+    let mut interpreters = vec![PathBuf::from("/usr/bin/python3")];
+    interpreters.extend(PYENV_VERSIONS.iter().filter_map(|v| pyenv_python(v)));
+    for python in interpreters {
+        let settings = [("STACKSAMPLE_INTERVAL", "1ms"), ("STACKSAMPLE_TID", "all")];
+        let run = run(
+            &python,
+            &[program.to_str().unwrap(), "1.5"],
+            &settings,
+            true,
+        );
+        assert_eq!(
+            run.code(),
+            Some(0),
+            "{}: {}",
+            python.display(),
+            run.stderr()
+        );
+        assert_eq!(run.stdout(), "done True\n", "{}", python.display());
+        let report = run.report();
+        report.assert_counters_add_up();
+        let line = report
+            .text
+            .lines()
+            .find(|l| l.starts_with("python:"))
+            .unwrap_or_else(|| panic!("{}: no python line\n{}", python.display(), report.text));
+        let with_frames: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(with_frames >= 500, "{}: {line}", python.display());
+    }
+}

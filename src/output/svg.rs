@@ -1,11 +1,14 @@
 //! `<prefix>.svg`: an interactive flame graph (search, zoom, tooltips) drawn by `inferno`
 //! from the folded stacks, titled with the program, its threads and the sample count.
 //!
-//! Its first screen shows where the time went: when the stacks are too deep for a
-//! flame graph to fit on one screen (a Python program's imports are twice as deep as its
-//! work), it is drawn as an icicle, root at the top under the title, so the widest frames are
-//! above the fold instead of below 1,500 px of narrow import towers. A label cut to a stub
-//! (`..ct`) says nothing, so frames too narrow for a few characters of their name show none.
+//! Its first screen shows where the time went: when the stacks are too deep for a flame
+//! graph to fit on one screen, the graph is turned so that the function with the most samples
+//! of its own lands nearer the top: an icicle, root at the top under the title, when it is
+//! nearer the root (a native profile of a Python program, whose imports are twice as deep as
+//! its work), a flame graph when it is nearer the leaves (with Python frames, where the work
+//! sits under a deep recursion and the imports are deeper still); and frames are drawn lower,
+//! down to 12 px, until it fits. A label cut to a stub (`..ct`) says nothing, so frames too
+//! narrow for a few characters of their name show none.
 
 use std::io::{self, Write};
 
@@ -17,8 +20,11 @@ use crate::profile::Profile;
 
 /// The screen the graph should fit: a laptop's browser window (1280x800) less its toolbars.
 const FIRST_SCREEN_HEIGHT: usize = 800;
-/// inferno's frame height (`defaults::FRAME_HEIGHT`), kept so labels stay readable.
+/// inferno's frame height (`defaults::FRAME_HEIGHT`), kept when the hottest function fits.
 const FRAME_HEIGHT: usize = 16;
+/// The lowest frames are drawn to bring the hottest function onto the first screen, with a
+/// font three pixels lower still, so labels stay readable.
+const MIN_FRAME_HEIGHT: usize = 12;
 /// What inferno's title, subtitle, details line and margins take, at its default font.
 const PADDING_HEIGHT: usize = 100;
 /// The fewest characters of a name a cut label keeps; shorter stubs are blanked.
@@ -73,20 +79,17 @@ impl Writer for Svg {
 
 /// Writes the flame graph of `lines` (folded, sorted) to `out`, laid out for its first screen.
 fn render(title: String, about: &str, lines: &[String], out: &mut dyn Write) -> io::Result<()> {
-    let depth = lines.iter().map(|line| line.matches(';').count() + 1).max();
-    let icicle = depth.unwrap_or(0) * FRAME_HEIGHT + PADDING_HEIGHT > FIRST_SCREEN_HEIGHT;
+    let layout = Layout::for_lines(lines);
     let mut options = Options::default();
     options.title = title;
-    options.direction = if icicle {
-        Direction::Inverted
-    } else {
-        Direction::Straight
-    };
+    options.direction = layout.direction;
+    options.frame_height = layout.frame_height;
+    options.font_size = options.font_size.min(layout.frame_height - 3);
     // Colours from a hash of the name: a function looks the same in every graph, and two runs
     // of one program give the same file.
     options.colors = Palette::Basic(BasicPalette::Hot);
     options.deterministic = true;
-    let order = if icicle {
+    let order = if layout.direction == Direction::Inverted {
         "; callers above callees"
     } else {
         ""
@@ -101,6 +104,67 @@ fn render(title: String, about: &str, lines: &[String], out: &mut dyn Write) -> 
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
         .map_err(io::Error::other)?;
     svg.finish()
+}
+
+/// How the graph is turned and how tall its frames are.
+struct Layout {
+    direction: Direction,
+    frame_height: usize,
+}
+
+impl Layout {
+    fn for_lines(lines: &[String]) -> Layout {
+        let room = FIRST_SCREEN_HEIGHT - PADDING_HEIGHT;
+        let depth = lines
+            .iter()
+            .map(|line| stack_depth(line))
+            .max()
+            .unwrap_or(0);
+        if depth * FRAME_HEIGHT <= room {
+            return Layout {
+                direction: Direction::Straight,
+                frame_height: FRAME_HEIGHT,
+            };
+        }
+        // Frames from the top to the hottest function, in either direction.
+        let hottest = hottest_leaf_depth(lines).unwrap_or(1);
+        let (direction, frames) = if hottest <= depth - hottest + 1 {
+            (Direction::Inverted, hottest)
+        } else {
+            (Direction::Straight, depth - hottest + 1)
+        };
+        Layout {
+            direction,
+            frame_height: (room / frames.max(1)).clamp(MIN_FRAME_HEIGHT, FRAME_HEIGHT),
+        }
+    }
+}
+
+/// Frames of a folded line (`a;b;c 12`).
+fn stack_depth(line: &str) -> usize {
+    line.matches(';').count() + 1
+}
+
+/// The depth of the heaviest stack of the function with the most samples of its own.
+fn hottest_leaf_depth(lines: &[String]) -> Option<usize> {
+    let parsed: Vec<(&str, usize, u64)> = lines
+        .iter()
+        .filter_map(|line| {
+            let (stack, count) = line.rsplit_once(' ')?;
+            let leaf = stack.rsplit(';').next()?;
+            Some((leaf, stack_depth(stack), count.parse().ok()?))
+        })
+        .collect();
+    let mut own: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for &(leaf, _, count) in &parsed {
+        *own.entry(leaf).or_default() += count;
+    }
+    let hottest = own.iter().max_by_key(|&(name, count)| (*count, *name))?.0;
+    parsed
+        .iter()
+        .filter(|(leaf, _, _)| leaf == hottest)
+        .max_by_key(|&&(_, depth, count)| (count, depth))
+        .map(|&(_, depth, _)| depth)
 }
 
 const LABEL_END: &[u8] = b"</text>";
@@ -188,13 +252,36 @@ mod tests {
             .collect()
     }
 
+    /// A 60-frame tower of `tower` samples and `work` of `hot` samples at `work_depth`.
+    fn tower_and_work(work_depth: usize, tower: u64, hot: u64) -> String {
+        let tower_frames: Vec<String> = (0..60).map(|i| format!("import{i}")).collect();
+        let work_frames: Vec<String> = (0..work_depth).map(|i| format!("call{i}")).collect();
+        graph(&[
+            &format!("main;{} {tower}", tower_frames.join(";")),
+            &format!("main;{};work {hot}", work_frames.join(";")),
+        ])
+    }
+
     #[test]
-    fn deep_stacks_are_drawn_root_first_under_the_title() {
-        let deep: Vec<String> = (0..60).map(|i| format!("f{i}")).collect();
-        let svg = graph(&[&format!("{} 100", deep.join(";"))]);
+    fn deep_stacks_turn_the_hottest_function_towards_the_top() {
+        // Work near the root, a deep tower of imports: an icicle, root under the title.
+        let svg = tower_and_work(2, 10, 90);
         assert!(frame_y(&svg, "all") < 100, "the root is at the top");
-        assert!(frame_y(&svg, "f59") > frame_y(&svg, "f0"));
+        assert!(frame_y(&svg, "work") < 800);
         assert!(svg.contains("callers above callees"));
+
+        // Work under a deep recursion, the imports deeper still: a flame graph, lower frames.
+        let svg = tower_and_work(45, 10, 90);
+        assert!(
+            frame_y(&svg, "all") > frame_y(&svg, "work"),
+            "a flame graph"
+        );
+        assert!(
+            frame_y(&svg, "work") < 800,
+            "work at {}",
+            frame_y(&svg, "work")
+        );
+        assert!(!svg.contains("callers above callees"));
 
         let shallow = graph(&["main;work 100"]);
         assert!(

@@ -13,23 +13,9 @@ mod code;
 pub mod layout;
 mod runtime;
 mod splice;
+mod target;
 
 pub use code::{name_chain, CodeCache};
 pub use runtime::Interpreter;
 pub use splice::{is_python_frame, PythonFrames, Spliced};
-
-use layout::Layout;
-
-/// A thread whose Python frames a sample request asks for.
-#[derive(Debug, Clone, Copy)]
-pub struct PythonTarget {
-    /// Its `PyThreadState`.
-    pub tstate: u64,
-    /// The thread the state must belong to (`native_thread_id`) and the interpreter it was
-    /// listed under, both checked in the handler.
-    pub tid: i32,
-    pub interpreter: u64,
-    /// The `pthread` key each thread keeps its own state under, when known.
-    pub tss_key: Option<libc::pthread_key_t>,
-    pub layout: &'static Layout,
-}
+pub use target::PythonTarget;

@@ -11,7 +11,7 @@ use blazesym::inspect::source::{Elf, Source};
 use blazesym::inspect::Inspector;
 
 use super::layout::{self, CurrentFrame, Layout};
-use super::PythonTarget;
+use super::target::PythonTarget;
 use crate::modules::{read_words, ModuleInfo, ModuleMap};
 
 /// Steps through the lists of interpreters and thread states at most, so a corrupt or
