@@ -95,6 +95,9 @@ fn library_churn_keeps_every_library_named() {
 
 #[test]
 fn ten_thousand_threads_come_and_go_under_all() {
+    let _alone = crate::support::BUSY_CORES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let exe = build("thread_churn", &["-O2"]);
     let env = [("STACKSAMPLE_TID", "all"), ("STACKSAMPLE_INTERVAL", "1ms")];
     let run = run(&exe, &["10000", "100000"], &env, true);

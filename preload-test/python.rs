@@ -2,18 +2,13 @@
 //! function, profiled under `LD_PRELOAD`, against what they measured.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use crate::support::{run, Folded, Run};
+use crate::support::{run, Folded, Run, BUSY_CORES};
 
 /// The interpreters this machine is expected to have: Debian's, then pyenv's.
 const PYENV_VERSIONS: [&str; 3] = ["3.11", "3.12", "3.13"];
 /// How far a function's share of the samples may be from the share it measured itself.
 const SHARE_TOLERANCE: f64 = 0.03;
-
-/// The truth program keeps both cores busy (its worker spins): two at once, with the rest of
-/// the suite, starve each other unevenly, and the shares drift by more than the tolerance.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn truth_program() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_truth.py")
@@ -47,7 +42,7 @@ struct TruthRun {
 }
 
 fn run_truth(python: &Path, env: &[(&str, &str)]) -> TruthRun {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
     let program = truth_program();
     let mut settings = vec![
         ("STACKSAMPLE_INTERVAL", "1ms"),
@@ -298,6 +293,7 @@ fn python_frames_off_leaves_the_interpreter_loop() {
 /// Wall mode samples a thread blocked in a system call without a signal: its Python frames
 /// are read from the sampler thread, and stay above the call.
 fn assert_blocked_threads_keep_python_frames(python: &Path) {
+    let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
     let program =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_blocked.py");
     let settings = [("STACKSAMPLE_INTERVAL", "1ms"), ("STACKSAMPLE_TID", "all")];
@@ -344,6 +340,7 @@ fn blocked_python_threads_keep_their_python_frames() {
 /// and every sample of its threads is counted, whole or partial.
 #[test]
 fn python_memory_changing_under_the_read_costs_nothing_but_samples() {
+    let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
     let program =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_churn.py");
     let mut interpreters = vec![PathBuf::from("/usr/bin/python3")];

@@ -18,6 +18,10 @@ pub fn library() -> PathBuf {
 
 static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Held by tests that keep both cores busy for seconds (the Python truth program) and by
+/// tests that need the sampler on time (10,000 threads): run together, the second misses.
+pub static BUSY_CORES: Mutex<()> = Mutex::new(());
+
 /// Compiles `programs/<name>.c` (or `.cpp` with c++, `.rs` with rustc) with `flags` and
 /// debug information, once per process, and returns the executable. An assembly file
 /// `programs/<name>.S` beside the C file is assembled and linked in too.
