@@ -27,13 +27,22 @@ enum {
     STACKSAMPLE_EINTERNAL = 4  /* a bug in the library */
 };
 
+/* What ran at an entry: machine code, the interpreter's own C code, or a Python function
+ * (spliced in place of the evaluation-loop activation that ran it). */
+#define STACKSAMPLE_NATIVE 0
+#define STACKSAMPLE_INTERPRETER 1
+#define STACKSAMPLE_PYTHON 2
+
 /* One frame of a stack. Strings stay valid as long as the stack (or the callback call). */
 typedef struct stacksample_entry {
     uint64_t address;    /* instruction address (innermost) or return address */
     uint64_t offset;     /* bytes from the symbol's start; 0 without a symbol */
     const char *name;    /* symbol, "module+0xoffset", or "?" when nothing is known */
     const char *module;  /* file name of the module, "[vdso]", "[jit]", "[anon]" */
-    int is_python;       /* code of the CPython interpreter */
+    int is_python;       /* code of the CPython interpreter (kind == STACKSAMPLE_INTERPRETER) */
+    int kind;            /* STACKSAMPLE_NATIVE, _INTERPRETER or _PYTHON (a Python function) */
+    const char *file;    /* source file (a Python frame's co_filename), NULL when unknown */
+    uint32_t line;       /* line in file, 0 when unknown */
 } stacksample_entry;
 
 /* Message of the calling thread's last failed call ("" if none). */
@@ -82,6 +91,9 @@ typedef struct stacksample_symbol {
     const char *name;
     const char *module;
     int is_python;        /* code of the CPython interpreter */
+    int kind;             /* as in stacksample_entry */
+    const char *file;     /* a Python frame's file, NULL otherwise or when unknown */
+    uint32_t line;        /* a Python frame's line (counted per line), else 0 */
 } stacksample_symbol;
 typedef struct stacksample_symbols stacksample_symbols;
 /* The profile so far, largest count first. */

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use stacksample::api::{self, Profiler, StackEntry, Timer};
+use stacksample::api::{self, EntryKind, Profiler, StackEntry, Timer};
 use stacksample::current_tid;
 use stacksample::settings::Format;
 
@@ -110,7 +110,7 @@ fn timer_callbacks_see_the_sampled_thread_in_its_function() {
         .find(|e| e.name.ends_with("api_test_busy_function"))
         .unwrap();
     assert!(entry.offset > 0 && entry.offset < 4096, "{entry}");
-    assert!(!entry.is_python);
+    assert_eq!(entry.kind, EntryKind::Native);
     assert!(entry.module.starts_with("api-"), "{entry}");
 }
 

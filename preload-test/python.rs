@@ -3,16 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::formats::decode_pprof;
 use crate::support::{run, Folded, Run, BUSY_CORES};
 
 /// The interpreters this machine is expected to have: Debian's, then pyenv's.
 const PYENV_VERSIONS: [&str; 3] = ["3.11", "3.12", "3.13"];
 /// How far a function's share of the samples may be from the share it measured itself.
 const SHARE_TOLERANCE: f64 = 0.03;
-
-fn truth_program() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_truth.py")
-}
 
 /// pyenv's newest `major.minor` interpreter, if installed.
 fn pyenv_python(version: &str) -> Option<PathBuf> {
@@ -41,9 +38,32 @@ struct TruthRun {
     run: Run,
 }
 
-fn run_truth(python: &Path, env: &[(&str, &str)]) -> TruthRun {
+/// Runs `preload-test/programs/<program>` under the library, alone on the cores (these keep
+/// both busy), and checks it exited 0.
+fn run_python_program(
+    python: &Path,
+    program: &str,
+    args: &[&str],
+    settings: &[(&str, &str)],
+) -> Run {
     let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
-    let program = truth_program();
+    let program = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("preload-test/programs")
+        .join(program);
+    let mut all_args = vec![program.to_str().unwrap()];
+    all_args.extend_from_slice(args);
+    let run = run(python, &all_args, settings, true);
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{}: {}",
+        python.display(),
+        run.stderr()
+    );
+    run
+}
+
+fn run_truth(python: &Path, env: &[(&str, &str)]) -> TruthRun {
     let mut settings = vec![
         ("STACKSAMPLE_INTERVAL", "1ms"),
         ("STACKSAMPLE_MODE", "cpu"),
@@ -51,14 +71,11 @@ fn run_truth(python: &Path, env: &[(&str, &str)]) -> TruthRun {
         ("STACKSAMPLE_PER_THREAD", "1"),
     ];
     settings.extend_from_slice(env);
-    let args = [program.to_str().unwrap(), "--out", "truth.json"];
-    let run = run(python, &args, &settings, true);
-    assert_eq!(
-        run.code(),
-        Some(0),
-        "{}: {}",
-        python.display(),
-        run.stderr()
+    let run = run_python_program(
+        python,
+        "python_truth.py",
+        &["--out", "truth.json"],
+        &settings,
     );
     let text = std::fs::read_to_string(run.dir.path().join("truth.json")).unwrap();
     TruthRun {
@@ -293,18 +310,8 @@ fn python_frames_off_leaves_the_interpreter_loop() {
 /// Wall mode samples a thread blocked in a system call without a signal: its Python frames
 /// are read from the sampler thread, and stay above the call.
 fn assert_blocked_threads_keep_python_frames(python: &Path) {
-    let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
-    let program =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_blocked.py");
     let settings = [("STACKSAMPLE_INTERVAL", "1ms"), ("STACKSAMPLE_TID", "all")];
-    let run = run(python, &[program.to_str().unwrap()], &settings, true);
-    assert_eq!(
-        run.code(),
-        Some(0),
-        "{}: {}",
-        python.display(),
-        run.stderr()
-    );
+    let run = run_python_program(python, "python_blocked.py", &[], &settings);
     let folded = run.folded();
     for (function, call, at_least) in [
         ("sleeper_inner", "clock_nanosleep", 900),
@@ -340,26 +347,11 @@ fn blocked_python_threads_keep_their_python_frames() {
 /// and every sample of its threads is counted, whole or partial.
 #[test]
 fn python_memory_changing_under_the_read_costs_nothing_but_samples() {
-    let _alone = BUSY_CORES.lock().unwrap_or_else(|e| e.into_inner());
-    let program =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_churn.py");
     let mut interpreters = vec![PathBuf::from("/usr/bin/python3")];
     interpreters.extend(PYENV_VERSIONS.iter().filter_map(|v| pyenv_python(v)));
     for python in interpreters {
         let settings = [("STACKSAMPLE_INTERVAL", "1ms"), ("STACKSAMPLE_TID", "all")];
-        let run = run(
-            &python,
-            &[program.to_str().unwrap(), "1.5"],
-            &settings,
-            true,
-        );
-        assert_eq!(
-            run.code(),
-            Some(0),
-            "{}: {}",
-            python.display(),
-            run.stderr()
-        );
+        let run = run_python_program(&python, "python_churn.py", &["1.5"], &settings);
         assert_eq!(run.stdout(), "done True\n", "{}", python.display());
         let report = run.report();
         report.assert_counters_add_up();
@@ -371,4 +363,64 @@ fn python_memory_changing_under_the_read_costs_nothing_but_samples() {
         let with_frames: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(with_frames >= 500, "{}: {line}", python.display());
     }
+}
+
+/// pprof keeps what a Python frame is: its function with the script's whole path, and the
+/// line; JSON and speedscope keep the file too.
+#[test]
+fn pprof_names_python_functions_with_their_file_and_line() {
+    let python = Path::new("/usr/bin/python3");
+    let settings = [
+        ("STACKSAMPLE_INTERVAL", "1ms"),
+        ("STACKSAMPLE_TID", "all"),
+        ("STACKSAMPLE_FORMAT", "pprof,speedscope"),
+    ];
+    let run = run_python_program(python, "python_blocked.py", &[], &settings);
+    let pprof = decode_pprof(&run.profile_file("pb.gz"));
+    let text = |id: i64| pprof.string_table[id as usize].as_str();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("preload-test/programs/python_blocked.py");
+    let source = std::fs::read_to_string(&script).unwrap();
+    let line_of_source =
+        |needle: &str| 1 + source.lines().position(|l| l.contains(needle)).unwrap() as i64;
+    let sleeper_inner = pprof
+        .function
+        .iter()
+        .find(|f| text(f.name).starts_with("sleeper_inner (python_blocked.py:"))
+        .unwrap_or_else(|| panic!("no sleeper_inner function"));
+    assert_eq!(text(sleeper_inner.filename), script.to_str().unwrap());
+    let lines: Vec<i64> = pprof
+        .location
+        .iter()
+        .flat_map(|l| &l.line)
+        .filter(|line| line.function_id == sleeper_inner.id)
+        .map(|line| line.line)
+        .collect();
+    assert_eq!(lines, [line_of_source("time.sleep(1.2)")]);
+    let samples_below: i64 = pprof
+        .sample
+        .iter()
+        .filter(|s| {
+            s.location_id.iter().any(|&id| {
+                pprof.location[id as usize - 1]
+                    .line
+                    .iter()
+                    .any(|line| line.function_id == sleeper_inner.id)
+            })
+        })
+        .map(|s| s.value[0])
+        .sum();
+    assert!(
+        samples_below >= 900,
+        "{samples_below} samples under sleeper_inner"
+    );
+    let speedscope = std::fs::read_to_string(run.profile_file("speedscope.json")).unwrap();
+    let speedscope: serde_json::Value = serde_json::from_str(&speedscope).unwrap();
+    let frame = speedscope["shared"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str().unwrap().starts_with("sleeper_inner ("))
+        .unwrap();
+    assert_eq!(frame["file"].as_str(), script.to_str());
 }

@@ -12,7 +12,7 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{self, Profiler, StackEntry, Timer};
+use crate::api::{self, EntryKind, Profiler, StackEntry, Timer};
 use crate::base::error::Error;
 use crate::settings::{parse_formats, INTERVAL_RANGE};
 use crate::threads;
@@ -32,7 +32,15 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// `kind` of an entry or symbol: machine code outside the interpreter.
+pub const STACKSAMPLE_NATIVE: c_int = 0;
+/// `kind`: the CPython interpreter's own C code (`is_python` is 1 for these alone).
+pub const STACKSAMPLE_INTERPRETER: c_int = 1;
+/// `kind`: a Python function's frame.
+pub const STACKSAMPLE_PYTHON: c_int = 2;
+
 /// One stack entry as C sees it; the strings live as long as the stack (or the callback).
+/// The fields after `is_python` came later, so the seed's layout is a prefix.
 #[repr(C)]
 pub struct stacksample_entry {
     pub address: u64,
@@ -40,6 +48,11 @@ pub struct stacksample_entry {
     pub name: *const c_char,
     pub module: *const c_char,
     pub is_python: c_int,
+    pub kind: c_int,
+    /// NULL when unknown.
+    pub file: *const c_char,
+    /// 0 when unknown.
+    pub line: u32,
 }
 
 /// One symbol of a profile, as C sees it.
@@ -51,6 +64,18 @@ pub struct stacksample_symbol {
     pub name: *const c_char,
     pub module: *const c_char,
     pub is_python: c_int,
+    pub kind: c_int,
+    pub file: *const c_char,
+    pub line: u32,
+}
+
+/// The C value of a kind.
+fn c_kind(kind: EntryKind) -> c_int {
+    match kind {
+        EntryKind::Native => STACKSAMPLE_NATIVE,
+        EntryKind::Interpreter => STACKSAMPLE_INTERPRETER,
+        EntryKind::Python => STACKSAMPLE_PYTHON,
+    }
 }
 
 /// C strings for entry names, reused across stacks.
@@ -58,6 +83,11 @@ pub struct stacksample_symbol {
 struct CNames(HashMap<Arc<str>, CString>);
 
 impl CNames {
+    /// `name` as a C string, or NULL for none.
+    fn get_or_null(&mut self, name: Option<&str>) -> *const c_char {
+        name.map_or(ptr::null(), |name| self.get(name))
+    }
+
     /// `name` as a C string, valid as long as these names are (never cleared here).
     fn get(&mut self, name: &str) -> *const c_char {
         if let Some(known) = self.0.get(name) {
@@ -82,7 +112,10 @@ impl CNames {
                 offset: entry.offset,
                 name: self.get(&entry.name),
                 module: self.get(&entry.module),
-                is_python: c_int::from(entry.is_python),
+                is_python: c_int::from(entry.kind == EntryKind::Interpreter),
+                kind: c_kind(entry.kind),
+                file: self.get_or_null(entry.file.as_deref()),
+                line: entry.line.unwrap_or(0),
             })
             .collect()
     }
@@ -419,7 +452,10 @@ pub unsafe extern "C" fn stacksample_profiler_symbols(
                 self_count: symbol.self_count,
                 name: strings.get(&symbol.name),
                 module: strings.get(&symbol.module),
-                is_python: c_int::from(symbol.is_python),
+                is_python: c_int::from(symbol.kind == EntryKind::Interpreter),
+                kind: c_kind(symbol.kind),
+                file: strings.get_or_null(symbol.file.as_deref()),
+                line: symbol.line.unwrap_or(0),
             })
             .collect();
         let list = CList {

@@ -26,7 +26,10 @@ static void *worker(void *arg) {
 
 static int in_function(const stacksample_entry *entries, size_t count) {
     for (size_t i = 0; i < count; i++)
-        if (strcmp(entries[i].name, "c_api_busy_function") == 0)
+        /* The fields after is_python checked too: the header's layout is the library's. */
+        if (strcmp(entries[i].name, "c_api_busy_function") == 0 &&
+            entries[i].kind == STACKSAMPLE_NATIVE && !entries[i].is_python &&
+            entries[i].file == NULL && entries[i].line == 0)
             return 1;
     return 0;
 }

@@ -12,10 +12,11 @@ The ``stacktrace`` package of this distribution offers the same things under num
 """
 
 import ctypes
+import os
 import sys
 from collections import namedtuple
 
-from ._native import CALLBACK, StacksampleError, check, lib
+from ._native import CALLBACK, KINDS, StacksampleError, check, lib
 
 __all__ = [
     "StackEntry",
@@ -34,11 +35,18 @@ DEFAULT_INTERVAL = 0.05
 DEFAULT_MAXDEPTH = 100
 
 
-class StackEntry(namedtuple("StackEntry", "addr name offset is_python module", defaults=("",))):
+class StackEntry(namedtuple("StackEntry", "addr name offset is_python module kind file line",
+                            defaults=("", "native", None, None))):
     """One frame, innermost first in a stack: its address, symbol name (``?`` when nothing is
-    known), offset into the symbol, whether it is CPython interpreter code, and its module."""
+    known), offset into the symbol, whether it is CPython interpreter code, its module, and
+    its kind: ``"native"``, ``"interpreter"`` (``is_python``) or ``"python"``, a Python
+    function in place of the interpreter's evaluation loop that ran it, named
+    ``qualname (file.py:line)``, with the whole ``file`` and the ``line`` apart (``None``
+    when unknown)."""
 
     def __str__(self):
+        if self.kind == "python":
+            return "[python] {}".format(self.name)
         offset = " +{}".format(self.offset) if self.offset else ""
         module = " ({})".format(self.module) if self.module else ""
         return "[0x{:x}] {}{}{}".format(self.addr, self.name, offset, module)
@@ -57,7 +65,8 @@ def _decode(raw):
 
 def _entries(pointer, count):
     return [
-        StackEntry(e.address, _decode(e.name), e.offset, bool(e.is_python), _decode(e.module))
+        StackEntry(e.address, _decode(e.name), e.offset, bool(e.is_python), _decode(e.module),
+                   KINDS[e.kind], _decode(e.file) or None, e.line or None)
         for e in pointer[:count]
     ]
 
@@ -71,9 +80,33 @@ def _stack(thread, maxdepth, show_python):
         lib.stacksample_stack_free(handle)
 
 
+#: Where this distribution's Python files are: their frames on the calling thread's own
+#: stack are the call into the library, not the caller's.
+_OWN_FILES = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                package, "") for package in ("stacksample", "stacktrace"))
+
+
+def _from_caller(entries):
+    """Drops the innermost entries of the call into the library: the native call path, this
+    distribution's Python frames, and the interpreter code between them and the caller's
+    first frame (which a call with ``**kwargs`` has); the stack starts at the caller."""
+    start, seen_own = 0, False
+    for index, entry in enumerate(entries):
+        if entry.kind == "python" and (entry.file or "").startswith(_OWN_FILES):
+            start, seen_own = index + 1, True
+        elif entry.kind == "python" or (seen_own and entry.kind == "native"):
+            break
+        elif seen_own:
+            start = index + 1
+    return entries[start:]
+
+
 def get_stack(maxdepth=DEFAULT_MAXDEPTH, show_python=True):
-    """The calling thread's native stack, innermost first, as a list of StackEntry."""
-    return _stack(0, maxdepth, show_python)
+    """The calling thread's native stack, innermost first, as a list of StackEntry; with
+    Python frames, from its caller's frame on."""
+    # Room for this package's frames, cut off below.
+    room = 8
+    return _from_caller(_stack(0, maxdepth + room, show_python))[:maxdepth]
 
 
 def get_thread_stack(tid, maxdepth=DEFAULT_MAXDEPTH, show_python=True):

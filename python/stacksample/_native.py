@@ -17,6 +17,9 @@ class Entry(ctypes.Structure):
         ("name", ctypes.c_char_p),
         ("module", ctypes.c_char_p),
         ("is_python", ctypes.c_int),
+        ("kind", ctypes.c_int),
+        ("file", ctypes.c_char_p),
+        ("line", ctypes.c_uint32),
     ]
 
 
@@ -28,8 +31,14 @@ class Symbol(ctypes.Structure):
         ("name", ctypes.c_char_p),
         ("module", ctypes.c_char_p),
         ("is_python", ctypes.c_int),
+        ("kind", ctypes.c_int),
+        ("file", ctypes.c_char_p),
+        ("line", ctypes.c_uint32),
     ]
 
+
+#: The C ABI's ``kind`` values (STACKSAMPLE_NATIVE, _INTERPRETER, _PYTHON) by name.
+KINDS = ("native", "interpreter", "python")
 
 CALLBACK = ctypes.CFUNCTYPE(None, ctypes.POINTER(Entry), ctypes.c_size_t, ctypes.c_void_p)
 

@@ -8,7 +8,9 @@ class StackEntry(namedtuple("StackEntry", "addr,name,offset,is_python")):
     """One frame: its address, the symbol's name, the offset into it, and whether it is
     CPython interpreter code. Printed as numba prints it: ``[0x7f9c3e95861d] name +125``,
     with `` [PY]`` after interpreter code; no ``+offset`` when the offset is 0. Code that no
-    symbol covers is named ``<file name>+0x<offset of its function in the file>``, offset 0."""
+    symbol covers is named ``<file name>+0x<offset of its function in the file>``, offset 0. A
+Python function's frame is named ``qualname (file.py:line)``; its address is an id (at or
+above ``0xfffff00000000000``), the same for one function and line within a run."""
 
     def __str__(self):
         offset = " +{}".format(self.offset) if self.offset else ""

@@ -27,7 +27,7 @@ def test_profiler_writes_the_preload_formats_and_self_counts(worker, tmp_path):
     prof.write(tmp_path / "prof", "txt,folded,pprof")
     for name in ["prof.txt", "prof.folded", "prof.pb.gz"]:
         assert (tmp_path / name).stat().st_size > 0, name
-    assert "_PyEval_EvalFrameDefault" in (tmp_path / "prof.folded").read_text()
+    assert "python_and_regex_work (conftest.py:" in (tmp_path / "prof.folded").read_text()
     self_counts = prof.get_self_counts()
     result = prof.get_result()
     assert set(self_counts) == set(result)
@@ -49,7 +49,7 @@ def test_a_timer_and_a_profiler_sample_one_thread_at_once(worker):
         timer.join()
     profiled = sum(v["count"] for v in prof.get_result().values())
     assert 0 < len(stacks) < profiled, (len(stacks), profiled)
-    assert all(any(e.name == "_PyEval_EvalFrameDefault" for e in s) for s in stacks)
+    assert all(any(e.kind == "python" for e in s) for s in stacks[1:])
 
 
 def test_an_exception_in_the_callback_is_raised_by_join(worker):
@@ -86,9 +86,9 @@ def test_under_ld_preload_the_api_shares_the_preloaded_engine_with_the_session(t
     assert done.returncode == 0, done.stderr
     profiled = int(done.stdout.split("profiled: ")[1].split()[0])
     assert profiled >= 10, done.stdout
-    assert "_PyEval_EvalFrameDefault" in done.stdout.split("names: ")[1], done.stdout
+    assert "<module> (<string>:" in done.stdout.split("names: ")[1], done.stdout
     folded = (tmp_path / "pre.folded").read_text()
-    assert "_PyEval_EvalFrameDefault" in folded
+    assert "<module> (<string>:" in folded
     # The preloaded session sampled the main thread at its own interval meanwhile.
     session_samples = sum(int(line.rsplit(" ", 1)[1]) for line in folded.splitlines())
     assert session_samples >= 10, folded
@@ -120,3 +120,72 @@ def test_exec_with_a_timer_running_under_ld_preload_starts_the_next_program_clea
                           text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr)
     assert done.stdout == "chain done\n", done.stdout
+
+
+def conftest_line(needle):
+    """The line of conftest.py that holds ``needle``."""
+    path = os.path.join(os.path.dirname(__file__), "conftest.py")
+    with open(path) as source:
+        return next(n for n, line in enumerate(source, 1) if needle in line)
+
+
+def python_names(stack):
+    """The qualnames of a stack's Python frames, innermost first."""
+    return [e.name.split(" (")[0] for e in stack if e.kind == "python"]
+
+
+def timer_stacks(worker, **options):
+    stacks = []
+    timer = Timer(worker.ident, stacks.append, interval=0.002, **options)
+    timer.start()
+    time.sleep(0.3)
+    timer.join()
+    assert len(stacks) >= 50, len(stacks)
+    return stacks
+
+
+def test_timer_stacks_carry_the_python_functions_with_file_and_line(worker):
+    stacks = timer_stacks(worker)
+    with_python = [s for s in stacks if python_names(s)]
+    assert len(with_python) * 10 >= len(stacks) * 9, (len(with_python), len(stacks))
+    for stack in with_python:
+        names = python_names(stack)
+        assert "python_and_regex_work" in names, [str(e) for e in stack]
+        assert names.index("python_and_regex_work") < names.index("Thread.run"), names
+    work = [e for s in with_python for e in s if e.name.startswith("python_and_regex_work (")]
+    body = {conftest_line("while not stop"), conftest_line("sum(i * i"),
+            conftest_line("BACKTRACKING.match")}
+    assert {e.line for e in work} <= body, {e.line for e in work}
+    assert len({e.line for e in work}) >= 2, {e.line for e in work}
+    for entry in work:
+        assert entry.file == os.path.join(os.path.dirname(__file__), "conftest.py"), entry
+        assert entry.name == "python_and_regex_work (conftest.py:{})".format(entry.line)
+        assert (entry.module, entry.is_python, entry.addr >> 44) == ("python", False, 0xfffff)
+        assert str(entry) == "[python] " + entry.name
+    native = [e for s in stacks for e in s if e.kind != "python"]
+    assert all(e.file is None and e.line is None for e in native)
+
+
+def test_show_python_false_folds_the_interpreter_and_keeps_the_python_functions(worker):
+    stacks = timer_stacks(worker, show_python=False)
+    interpreter = [e for s in stacks for e in s if e.kind == "interpreter"]
+    assert interpreter and all(e.name.startswith("<skipped ") for e in interpreter)
+    with_work = [s for s in stacks if "python_and_regex_work" in python_names(s)]
+    assert len(with_work) * 10 >= len(stacks) * 9, (len(with_work), len(stacks))
+
+
+def test_the_profiler_counts_python_functions_per_line():
+    deadline = time.monotonic() + 0.3
+    with Profiler(threading.get_ident(), interval=0.001) as prof:
+        while time.monotonic() < deadline:
+            sum(i * i for i in range(1000))
+    names = {v["name"]: v["count"] for v in prof.get_result().values()}
+    name = next(n for n in names if n.startswith(
+        "test_the_profiler_counts_python_functions_per_line (test_stacksample.py:"))
+    assert names[name] >= 100, names
+
+
+def test_get_stack_shows_the_calling_python_function():
+    stack = stacksample.get_stack()
+    assert stack[0].name.startswith("test_get_stack_shows_the_calling_python_function ("), stack
+    assert stack[0].file == __file__ and stack[0].kind == "python"

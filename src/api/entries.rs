@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::modules::ModuleMap;
 use crate::profile::lookup_addresses;
+use crate::python::is_python_frame;
 use crate::sample::RawSample;
 use crate::symbolize::{SymbolOptions, Symbols};
 
@@ -34,20 +35,38 @@ pub(super) fn runtime_start(start: Option<u64>, bias: Option<u64>) -> Option<u64
         .map(|(start, bias)| start.wrapping_add(bias))
 }
 
+/// What ran at a stack entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// Machine code outside the CPython interpreter.
+    Native,
+    /// The CPython interpreter's own C code (the seed's `is_python`): what
+    /// `show_python = false` folds away.
+    Interpreter,
+    /// A Python function, in place of the evaluation-loop activation that ran it.
+    Python,
+}
+
 /// One frame of a sampled stack, innermost first in a stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StackEntry {
     /// The instruction address: where the thread was (innermost), else a return address.
+    /// A Python frame has an id at or above `0xffff_f000_0000_0000` instead, the same for
+    /// one function and line throughout a `Timer`'s run.
     pub address: u64,
     /// Symbol (demangled), `module+0xoffset` when the module has no symbol there, a JIT's
-    /// name from its perf map, or `?` when nothing is known.
+    /// name from its perf map, `?` when nothing is known, or a Python frame's
+    /// `qualname (file.py:line)`.
     pub name: Arc<str>,
     /// Bytes from the start of the symbol to `address`; 0 when there is no symbol.
     pub offset: u64,
-    /// File name of the module, `[vdso]`, `[jit]` or `[anon]`.
+    /// File name of the module, `[vdso]`, `[jit]`, `[anon]`, or `python` for a Python frame.
     pub module: Arc<str>,
-    /// Code of the CPython interpreter (see the `python` module docs).
-    pub is_python: bool,
+    pub kind: EntryKind,
+    /// Source file (a Python frame's `co_filename`, whole), when known.
+    pub file: Option<Arc<str>>,
+    /// Line in `file`, when known.
+    pub line: Option<u32>,
 }
 
 impl StackEntry {
@@ -58,13 +77,19 @@ impl StackEntry {
             name: format!("<skipped {count} Python entries>").into(),
             offset: 0,
             module: "".into(),
-            is_python: true,
+            kind: EntryKind::Interpreter,
+            file: None,
+            line: None,
         }
     }
 }
 
 impl fmt::Display for StackEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == EntryKind::Python {
+            // The name says where; the id means nothing to a reader.
+            return write!(f, "{:18} {}", "[python]", self.name);
+        }
         write!(
             f,
             "{:#018x} {}+{:#x} ({})",
@@ -73,12 +98,13 @@ impl fmt::Display for StackEntry {
     }
 }
 
-/// Replaces each run of interpreter entries by one `<skipped N Python entries>` entry.
+/// Replaces each run of interpreter entries by one `<skipped N Python entries>` entry;
+/// Python frames stay, as the program's own code.
 pub fn fold_python(entries: Vec<StackEntry>) -> Vec<StackEntry> {
     let mut folded = Vec::with_capacity(entries.len());
     let mut run = 0;
     for entry in entries {
-        if entry.is_python {
+        if entry.kind == EntryKind::Interpreter {
             run += 1;
             continue;
         }
@@ -116,11 +142,15 @@ impl Default for EntryNamer {
 impl EntryNamer {
     /// Module map of a new generation; arrives before any sample of it.
     pub fn add_map(&mut self, map: Arc<ModuleMap>) {
+        // An interpreter of unknown layout was told of by the sampler; its stacks stay native.
+        let _ = self.symbols.python.note_map(&map);
         self.maps.insert(map.generation, map);
     }
 
-    /// The entries of `sample`, innermost first.
-    pub fn entries(&mut self, sample: &RawSample) -> Vec<StackEntry> {
+    /// The `max_depth` innermost entries of `sample`, its Python frames spliced in.
+    pub fn entries(&mut self, sample: &mut RawSample, max_depth: usize) -> Vec<StackEntry> {
+        self.symbols.python.splice(sample);
+        sample.truncate(max_depth);
         let generation = sample.generation;
         let map = self.maps.get(&generation).cloned();
         if self.named.len() > MAX_CACHED_ADDRESSES {
@@ -158,12 +188,21 @@ impl EntryNamer {
         let outermost = frames.first();
         let start = runtime_start(outermost.and_then(|f| f.start), module.map(|m| m.bias));
         let name = outermost.map_or(UNKNOWN, |frame| api_name(&frame.function));
+        let kind = if is_python_frame(lookup) {
+            EntryKind::Python
+        } else if module.is_some_and(|m| python::is_interpreter(m)) {
+            EntryKind::Interpreter
+        } else {
+            EntryKind::Native
+        };
         let entry = StackEntry {
             address: lookup,
             name: name.into(),
             offset: start.map_or(0, |start| lookup.wrapping_sub(start)),
             module: outermost.map_or("[anon]", |f| f.module.as_str()).into(),
-            is_python: module.is_some_and(|m| python::is_interpreter(m)),
+            kind,
+            file: outermost.and_then(|f| f.file.as_deref()).map(Arc::from),
+            line: outermost.and_then(|f| f.line),
         };
         (entry, start)
     }
@@ -173,24 +212,29 @@ impl EntryNamer {
 mod tests {
     use super::*;
 
-    fn entry(name: &str, is_python: bool) -> StackEntry {
+    fn entry(name: &str, kind: EntryKind) -> StackEntry {
         StackEntry {
             address: 1,
             name: name.into(),
             offset: 0,
             module: "m".into(),
-            is_python,
+            kind,
+            file: None,
+            line: None,
         }
     }
 
     #[test]
     fn runs_of_interpreter_frames_fold_into_one_entry_each() {
+        use EntryKind::{Interpreter, Native, Python};
         let stack = vec![
-            entry("leaf", false),
-            entry("a", true),
-            entry("b", true),
-            entry("c_ext", false),
-            entry("d", true),
+            entry("leaf", Native),
+            entry("a", Interpreter),
+            entry("b", Interpreter),
+            entry("f (p.py:3)", Python),
+            entry("c", Interpreter),
+            entry("c_ext", Native),
+            entry("d", Interpreter),
         ];
         let names: Vec<String> = fold_python(stack)
             .iter()
@@ -201,6 +245,8 @@ mod tests {
             [
                 "leaf",
                 "<skipped 2 Python entries>",
+                "f (p.py:3)",
+                "<skipped 1 Python entries>",
                 "c_ext",
                 "<skipped 1 Python entries>"
             ]

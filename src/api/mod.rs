@@ -9,6 +9,11 @@
 //! - [`thread_stack`], [`current_stack`], [`print_stack`], [`print_thread_stack`]: one stack.
 //! - [`kernel_tid`]: a `pthread_t` (or kernel id) to the kernel id these take.
 //!
+//! In a CPython process the stacks carry Python frames: each evaluation-loop activation is
+//! replaced by the Python functions it ran ([`EntryKind::Python`], with file and line), as
+//! in the preloaded library's profiles. `show_python = false` keeps its numba meaning: it
+//! folds the interpreter's own C code ([`EntryKind::Interpreter`]); Python frames stay.
+//!
 //! ## One sampler for everyone
 //!
 //! The handler, slot pool and unwinder snapshot are installed once per process and shared
@@ -25,7 +30,7 @@ mod run;
 mod thread_id;
 mod timer;
 
-pub use entries::{fold_python, StackEntry};
+pub use entries::{fold_python, EntryKind, StackEntry};
 pub use oneshot::{current_stack, print_stack, print_thread_stack, thread_stack};
 pub use profiler::{CountedStack, Profiler, ProfilerScope, SymbolCount};
 pub use run::{DEFAULT_INTERVAL, DEFAULT_MAX_DEPTH};

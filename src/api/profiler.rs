@@ -17,12 +17,13 @@ use crate::base::error::Error;
 use crate::engine::handler::SlotPool;
 use crate::output;
 use crate::profile::Profile;
+use crate::python::is_python_frame;
 use crate::run::{spawn_drain, DrainMessage, DumpContext};
 use crate::settings::{Format, Settings, ThreadChoice};
 use crate::stats::Stats;
 use crate::threads;
 
-use super::entries::{api_name, runtime_start};
+use super::entries::{api_name, runtime_start, EntryKind};
 use super::python;
 use super::run::{already_running, run_option_setters, RunOptions, SamplingRun};
 
@@ -40,10 +41,13 @@ pub struct SymbolCount {
     pub self_count: u64,
     /// The symbol's name; `?` only when nothing at all is known about the address.
     pub name: String,
-    /// File name of its module.
+    /// File name of its module (`python` for a Python frame).
     pub module: String,
-    /// Code of the CPython interpreter (the `is_python` of the seed's stack entries).
-    pub is_python: bool,
+    pub kind: EntryKind,
+    /// Source file, when known (a Python frame's `co_filename`).
+    pub file: Option<String>,
+    /// A Python frame's line: Python functions are counted per line, as stacks name them.
+    pub line: Option<u32>,
 }
 
 /// A distinct stack and how often it was seen.
@@ -247,25 +251,35 @@ impl Drop for ProfilerScope<'_> {
 }
 
 /// Per-symbol counts keyed by the symbol's run-time start address; an address no symbol
-/// covers is its own key.
+/// covers is its own key, and a Python frame's key is its id (as in its `StackEntry`).
 fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
-    // Per function: its run-time start address and whether it is interpreter code.
-    let mut addresses: HashMap<usize, (u64, bool)> = HashMap::new();
+    // Per function: its run-time start address, its kind and its line.
+    let mut addresses: HashMap<usize, (u64, EntryKind, Option<u32>)> = HashMap::new();
     for location in &profile.locations {
         let Some(&frame) = location.frames.first() else {
             continue;
         };
-        let function = profile.frames[frame].function;
+        let frame = &profile.frames[frame];
         let module = location.module.map(|module| &profile.modules[module]);
-        let start = runtime_start(profile.functions[function].start, module.map(|m| m.bias));
-        let is_python = module.is_some_and(|m| python::is_interpreter_code(&(m.start..m.end)));
+        let start = runtime_start(
+            profile.functions[frame.function].start,
+            module.map(|m| m.bias),
+        );
+        let kind = if is_python_frame(location.address) {
+            EntryKind::Python
+        } else if module.is_some_and(|m| python::is_interpreter_code(&(m.start..m.end))) {
+            EntryKind::Interpreter
+        } else {
+            EntryKind::Native
+        };
+        let line = frame.line.filter(|_| kind == EntryKind::Python);
         addresses
-            .entry(function)
-            .or_insert((start.unwrap_or(location.address), is_python));
+            .entry(frame.function)
+            .or_insert((start.unwrap_or(location.address), kind, line));
     }
     let mut counts = BTreeMap::new();
     for row in profile.function_counts(None) {
-        let Some(&(address, is_python)) = addresses.get(&row.function) else {
+        let Some(&(address, kind, line)) = addresses.get(&row.function) else {
             continue;
         };
         let function = &profile.functions[row.function];
@@ -275,7 +289,9 @@ fn symbol_counts(profile: &Profile) -> BTreeMap<u64, SymbolCount> {
             self_count: 0,
             name: name.to_owned(),
             module: function.module.clone(),
-            is_python,
+            kind,
+            file: function.file.clone(),
+            line,
         });
         entry.count += row.total;
         entry.self_count += row.self_count;

@@ -149,8 +149,7 @@ fn call_back(
             DrainMessage::Engine(Delivery::Modules(map)) => namer.add_map(map),
             DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
-                    sample.truncate(max_depth);
-                    let entries = namer.entries(sample);
+                    let entries = namer.entries(sample, max_depth);
                     let entries = if show_python {
                         entries
                     } else {

@@ -239,10 +239,11 @@ impl Drain {
         match message {
             DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
-                    // The depth limit counts native frames, as the handler took them.
-                    sample.truncate(self.context.settings.max_depth);
+                    // Spliced first: pairing from the root needs the whole native stack,
+                    // and the depth limit counts the frames a reader sees.
                     let spliced = self.symbols.python.splice(sample);
                     self.count_python(spliced);
+                    sample.truncate(self.context.settings.max_depth);
                     match self.aggregate.add(sample) {
                         Added::Counted => {}
                         Added::NewStack => self.note_new_stack(),
