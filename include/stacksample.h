@@ -45,6 +45,11 @@ typedef struct stacksample_entry {
     uint32_t line;       /* line in file, 0 when unknown */
 } stacksample_entry;
 
+/* The layouts above changed in version 2 (kind, file and line appended, so the arrays'
+ * stride changed): a program checks stacksample_abi_version() == STACKSAMPLE_ABI_VERSION. */
+#define STACKSAMPLE_ABI_VERSION 2
+int stacksample_abi_version(void);
+
 /* Message of the calling thread's last failed call ("" if none). */
 const char *stacksample_last_error(void);
 

@@ -112,7 +112,7 @@ impl CNames {
                 offset: entry.offset,
                 name: self.get(&entry.name),
                 module: self.get(&entry.module),
-                is_python: c_int::from(entry.kind == EntryKind::Interpreter),
+                is_python: c_int::from(entry.is_python()),
                 kind: c_kind(entry.kind),
                 file: self.get_or_null(entry.file.as_deref()),
                 line: entry.line.unwrap_or(0),
@@ -185,6 +185,16 @@ unsafe fn hand_out<T>(out: *mut *mut T, value: T) -> Result<(), Error> {
     // SAFETY: non-null and valid for writes, per the contract.
     unsafe { *out = Box::into_raw(Box::new(value)) };
     Ok(())
+}
+
+/// Version of the entry and symbol layouts; 2 added `kind`, `file` and `line`.
+pub const STACKSAMPLE_ABI_VERSION: c_int = 2;
+
+/// The layout version this library was built with ([`STACKSAMPLE_ABI_VERSION`]): a caller
+/// built against another header must not read its lists.
+#[no_mangle]
+pub extern "C" fn stacksample_abi_version() -> c_int {
+    STACKSAMPLE_ABI_VERSION
 }
 
 /// The message of the calling thread's last failed call ("" if none); valid until its next
@@ -452,7 +462,7 @@ pub unsafe extern "C" fn stacksample_profiler_symbols(
                 self_count: symbol.self_count,
                 name: strings.get(&symbol.name),
                 module: strings.get(&symbol.module),
-                is_python: c_int::from(symbol.kind == EntryKind::Interpreter),
+                is_python: c_int::from(symbol.is_python()),
                 kind: c_kind(symbol.kind),
                 file: strings.get_or_null(symbol.file.as_deref()),
                 line: symbol.line.unwrap_or(0),

@@ -190,7 +190,7 @@ impl Symbols {
     fn python_frame(&self, entry: u64) -> SourceFrame {
         match self.python.name(entry) {
             Some(name) => SourceFrame {
-                file: Some(name.filename.to_string()),
+                file: name.file().map(str::to_owned),
                 line: name.line,
                 ..SourceFrame::named(name.label(), PYTHON_MODULE)
             },

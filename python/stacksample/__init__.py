@@ -1,6 +1,7 @@
 """Native call stacks of Python threads, sampled by stacksample's engine (DWARF unwinding in
 a signal handler that allocates nothing and takes no lock; names looked up on an ordinary
-thread).
+thread). On CPython 3.11-3.13 the Python functions stand in the stacks where the
+interpreter's loop ran them, with their file and line.
 
 Thread ids may be kernel ids (``threading.get_native_id()``) or ``pthread_t`` values
 (``threading.get_ident()``), as users of numba's ``stacktrace`` pass them. Timers and
@@ -14,6 +15,7 @@ The ``stacktrace`` package of this distribution offers the same things under num
 import ctypes
 import os
 import sys
+import threading
 from collections import namedtuple
 
 from ._native import CALLBACK, KINDS, StacksampleError, check, lib
@@ -102,26 +104,29 @@ def _from_caller(entries):
 
 
 def get_stack(maxdepth=DEFAULT_MAXDEPTH, show_python=True):
-    """The calling thread's native stack, innermost first, as a list of StackEntry; with
-    Python frames, from its caller's frame on."""
-    # Room for this package's frames, cut off below.
-    room = 8
+    """The calling thread's stack, innermost first, as a list of StackEntry; with Python
+    frames, from its caller's frame on."""
+    # Room for the call into the library (libffi, ctypes, this package), cut off below.
+    room = 32
     return _from_caller(_stack(0, maxdepth + room, show_python))[:maxdepth]
 
 
 def get_thread_stack(tid, maxdepth=DEFAULT_MAXDEPTH, show_python=True):
-    """Thread ``tid``'s native stack, innermost first, as a list of StackEntry."""
+    """Thread ``tid``'s stack, innermost first, as a list of StackEntry (the calling
+    thread's own id gives ``get_stack()``)."""
+    if tid in (threading.get_ident(), threading.get_native_id()):
+        return get_stack(maxdepth, show_python)
     return _stack(tid, maxdepth, show_python)
 
 
 def print_stack(file=None, maxdepth=DEFAULT_MAXDEPTH, show_python=True):
-    """Prints the calling thread's native stack, one entry a line."""
+    """Prints the calling thread's stack, one entry a line."""
     for entry in get_stack(maxdepth, show_python):
         print(entry, file=file or sys.stdout)
 
 
 def print_thread_stack(tid, file=None, maxdepth=DEFAULT_MAXDEPTH, show_python=True):
-    """Prints thread ``tid``'s native stack, one entry a line."""
+    """Prints thread ``tid``'s stack, one entry a line."""
     for entry in get_thread_stack(tid, maxdepth, show_python):
         print(entry, file=file or sys.stdout)
 
@@ -186,7 +191,7 @@ class Timer(_StartJoin):
 
 
 class Profiler(_StartJoin):
-    """Counts how often each native symbol is on thread ``tid``'s stack. Keyword arguments
+    """Counts how often each symbol (a Python function per line) is on thread ``tid``'s stack. Keyword arguments
     are the Timer's (``interval``, ``maxdepth``, ``show_python``: with False the
     interpreter's own functions are left out of the results, as the Timer folds them away).
     Samples are aggregated in the library and named only when a result is asked for."""

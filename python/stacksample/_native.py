@@ -80,9 +80,21 @@ _SIGNATURES = {
 }
 
 
+#: The layout of Entry and Symbol above (include/stacksample.h's STACKSAMPLE_ABI_VERSION).
+ABI_VERSION = 2
+
+
 def _load():
     already_loaded = ctypes.CDLL(None)
     if hasattr(already_loaded, "stacksample_timer_start"):
+        # One engine per process: a preloaded library of another layout is refused, not
+        # loaded beside (two signal handlers).
+        version = getattr(already_loaded, "stacksample_abi_version", lambda: 1)()
+        if version != ABI_VERSION:
+            raise ImportError(
+                "stacksample: the preloaded libstacksample has layout version %d, this package "
+                "reads version %d; preload the library built with this package" %
+                (version, ABI_VERSION))
         return already_loaded
     here = os.path.dirname(os.path.abspath(__file__))
     built = sorted(glob.glob(os.path.join(here, "_libstacksample*.so")))

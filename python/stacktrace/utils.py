@@ -10,7 +10,7 @@ class StackEntry(namedtuple("StackEntry", "addr,name,offset,is_python")):
     with `` [PY]`` after interpreter code; no ``+offset`` when the offset is 0. Code that no
     symbol covers is named ``<file name>+0x<offset of its function in the file>``, offset 0. A
 Python function's frame is named ``qualname (file.py:line)``; its address is an id (at or
-above ``0xfffff00000000000``), the same for one function and line within a run."""
+above ``0xfffff00000000000``), the same for one function and line within one Timer or call."""
 
     def __str__(self):
         offset = " +{}".format(self.offset) if self.offset else ""

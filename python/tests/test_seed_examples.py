@@ -98,8 +98,9 @@ def test_timer_callbacks_receive_lists_of_stack_entries(worker):
     with_work = [s for s in stacks if any(is_work(e.name) for e in s)]
     assert len(with_work) * 10 >= len(stacks) * 9
     # The interpreter's C functions between the Python frames.
-    calls = [e for s in stacks for e in s if e.name == "_PyEval_Vector"]
-    assert calls and all(e.is_python and 0 < e.offset < 1 << 20 for e in calls)
+    calls = [e for s in stacks for e in s if e.is_python]
+    assert calls and all(e.offset < 1 << 20 for e in calls)
+    assert any(e.offset > 0 for e in calls)
 
 
 def test_maxdepth_is_honoured(worker):
@@ -147,6 +148,5 @@ def test_profiler_show_python_false_leaves_out_the_interpreter(worker):
     # the Python functions (module "python").
     assert names, "no symbols"
     assert any(map(is_work, names)), sorted(names)
-    assert "_PyEval_Vector" not in names, sorted(names)
     assert "python" in modules
     assert not any(m.startswith(("python3", "libpython")) for m in modules), modules

@@ -52,7 +52,7 @@ pub enum EntryKind {
 pub struct StackEntry {
     /// The instruction address: where the thread was (innermost), else a return address.
     /// A Python frame has an id at or above `0xffff_f000_0000_0000` instead, the same for
-    /// one function and line throughout a `Timer`'s run.
+    /// one function and line within one `Timer` (ids of two timers do not compare).
     pub address: u64,
     /// Symbol (demangled), `module+0xoffset` when the module has no symbol there, a JIT's
     /// name from its perf map, `?` when nothing is known, or a Python frame's
@@ -62,6 +62,7 @@ pub struct StackEntry {
     pub offset: u64,
     /// File name of the module, `[vdso]`, `[jit]`, `[anon]`, or `python` for a Python frame.
     pub module: Arc<str>,
+    /// What ran here: native code, the interpreter's, or a Python function.
     pub kind: EntryKind,
     /// Source file (a Python frame's `co_filename`, whole), when known.
     pub file: Option<Arc<str>>,
@@ -70,6 +71,11 @@ pub struct StackEntry {
 }
 
 impl StackEntry {
+    /// Code of the CPython interpreter: the seed's `is_python`.
+    pub fn is_python(&self) -> bool {
+        self.kind == EntryKind::Interpreter
+    }
+
     /// The entry that stands for `count` folded interpreter frames.
     pub fn skipped_python(count: usize) -> StackEntry {
         StackEntry {
@@ -104,7 +110,7 @@ pub fn fold_python(entries: Vec<StackEntry>) -> Vec<StackEntry> {
     let mut folded = Vec::with_capacity(entries.len());
     let mut run = 0;
     for entry in entries {
-        if entry.kind == EntryKind::Interpreter {
+        if entry.is_python() {
             run += 1;
             continue;
         }

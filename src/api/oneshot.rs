@@ -15,7 +15,7 @@ use crossbeam_channel::{bounded, Receiver};
 use crate::base::error::Error;
 use crate::threads;
 
-use super::entries::StackEntry;
+use super::entries::{EntryKind, StackEntry};
 use super::timer::Timer;
 
 /// A first sample needs the module snapshot to be built; on a large program that takes a
@@ -141,9 +141,15 @@ fn spin_for(first: &Receiver<Vec<StackEntry>>) -> Option<Vec<StackEntry>> {
     None
 }
 
-/// Drops the innermost frames up to and including the outermost frame of this crate.
+/// Drops the innermost frames up to and including the outermost native frame of this crate
+/// below the caller's first Python frame (a Python caller may itself run on a thread of
+/// this crate, a `Timer`'s callback thread).
 fn without_own_frames(stack: Vec<StackEntry>) -> Vec<StackEntry> {
-    let outermost_own = stack.iter().rposition(|entry| {
+    let first_python = stack
+        .iter()
+        .position(|entry| entry.kind == EntryKind::Python)
+        .unwrap_or(stack.len());
+    let outermost_own = stack[..first_python].iter().rposition(|entry| {
         entry.name.starts_with(OWN_PREFIX) || entry.name.starts_with(C_ABI_PREFIX)
     });
     match outermost_own {

@@ -43,11 +43,19 @@ pub struct SymbolCount {
     pub name: String,
     /// File name of its module (`python` for a Python frame).
     pub module: String,
+    /// What ran here: native code, the interpreter's, or a Python function.
     pub kind: EntryKind,
     /// Source file, when known (a Python frame's `co_filename`).
     pub file: Option<String>,
     /// A Python frame's line: Python functions are counted per line, as stacks name them.
     pub line: Option<u32>,
+}
+
+impl SymbolCount {
+    /// Code of the CPython interpreter: the seed's `is_python`.
+    pub fn is_python(&self) -> bool {
+        self.kind == EntryKind::Interpreter
+    }
 }
 
 /// A distinct stack and how often it was seen.

@@ -29,7 +29,15 @@ pub struct PythonFrameName {
     pub line: Option<u32>,
 }
 
+/// The file of a frame whose code object was freed before it was named.
+const UNKNOWN_FILE: &str = "?";
+
 impl PythonFrameName {
+    /// The source file, unless the code was freed before it was named.
+    pub fn file(&self) -> Option<&str> {
+        Some(&*self.filename).filter(|&file| file != UNKNOWN_FILE)
+    }
+
     /// `qualname (file.py:line)`, with the file's last path component.
     pub fn label(&self) -> String {
         let file = self.filename.rsplit('/').next().unwrap_or(&self.filename);
@@ -135,7 +143,7 @@ impl PythonFrames {
             },
             _ => PythonFrameName {
                 qualname: "[code object freed]".into(),
-                filename: "?".into(),
+                filename: UNKNOWN_FILE.into(),
                 line: None,
             },
         };

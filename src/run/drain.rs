@@ -239,8 +239,7 @@ impl Drain {
         match message {
             DrainMessage::Engine(Delivery::Samples(mut samples)) => {
                 for sample in samples.iter_mut() {
-                    // Spliced first: pairing from the root needs the whole native stack,
-                    // and the depth limit counts the frames a reader sees.
+                    // The depth limit counts the frames a reader sees, Python's too.
                     let spliced = self.symbols.python.splice(sample);
                     self.count_python(spliced);
                     sample.truncate(self.context.settings.max_depth);

@@ -3,7 +3,7 @@
 //! in each request, so the handler reads its frames without searching, and names the
 //! frames the handler read as it collects them, before their code can be freed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::engine::handler::{read_python_frames, PythonThread as Thread};
@@ -28,6 +28,10 @@ pub(super) struct PythonThreads {
     /// The key threads keep their own state under, once the runtime made it.
     tss_key: Option<libc::pthread_key_t>,
     listed_at: u64,
+    /// Threads missing from the list that had it made again for them since the last full
+    /// listing: a thread's first miss lists at once (it may have started a moment ago),
+    /// later ones wait for [`MISSING_RETRY`].
+    retried: HashSet<i32>,
 }
 
 impl PythonThreads {
@@ -55,7 +59,11 @@ impl PythonThreads {
         let (interpreter, _) = self.interpreter.as_ref()?;
         let age = now.saturating_sub(self.listed_at);
         let stale = age >= STATES_MAX_AGE.as_nanos() as u64;
-        let retry = !self.states.contains_key(&tid) && age >= MISSING_RETRY.as_nanos() as u64;
+        if stale {
+            self.retried.clear();
+        }
+        let missing = !self.states.contains_key(&tid);
+        let retry = missing && (self.retried.insert(tid) || age >= MISSING_RETRY.as_nanos() as u64);
         if stale || retry {
             self.states = interpreter.thread_states();
             self.tss_key = self.tss_key.or_else(|| interpreter.tss_key());
